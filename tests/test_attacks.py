@@ -70,3 +70,29 @@ def test_torchattacks_does_not_flip_a_fresh_wrapper_into_train_mode(tiny_model, 
     wrapper.eval()
     create_attack("ta_pgd", steps=2)(wrapper, tiny_data.x[:4], tiny_data.y[:4], 8 / 255)
     assert not wrapper.training and not tiny_model.training
+
+
+@pytest.mark.parametrize("name", ["art_pgd", "apgd_ce", "ta_pgd"])
+def test_frozen_weights_give_the_unfrozen_adversarials_and_flags_come_back(name, tiny_model, tiny_data):
+    """The harness freezes weights during an attack (ART calls loss.backward(), which would
+    also compute every weight gradient). Same seed: bit-identical x_adv to the unfrozen toolkit path."""
+    from bench.attacks.base import project, seed_everything
+
+    x, y = tiny_data.x[:12], tiny_data.y[:12]
+    atk = create_attack(name, **CHEAP.get(name, {}))
+    params = list(tiny_model.parameters())
+    params[0].requires_grad_(False)  # a weight the user froze stays frozen; the others come back
+    try:
+        tiny_model.zero_grad(set_to_none=True)
+        fast = atk(tiny_model, x, y, 8 / 255, seed=5)
+        assert [p.requires_grad for p in params] == [False] + [True] * (len(params) - 1)
+        assert all(p.grad is None for p in params)  # no weight gradient was computed
+        seed_everything(5)
+        slow = project(atk.run(tiny_model, x, y, 8 / 255), x, 8 / 255, "linf")  # weights not frozen
+        if name == "art_pgd":  # torchattacks and AutoAttack ask autograd for the input gradient only
+            assert params[-1].grad is not None  # the work the freeze saves
+    finally:
+        params[0].requires_grad_(True)
+        tiny_model.zero_grad(set_to_none=True)
+    assert torch.equal(fast, slow)
+    assert not torch.equal(fast, x)

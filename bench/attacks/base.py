@@ -7,6 +7,7 @@ there: an attack that leaves the ball by more than 1e-4 is an error, never silen
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import random
@@ -60,6 +61,24 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torc
     return (x + delta).clamp(0, 1)
 
 
+@contextlib.contextmanager
+def input_gradients_only(model: nn.Module):
+    """Freeze the weights while an attack runs; restore exactly the flags that were set.
+
+    Attacks need d loss / d x only, but ART's ``loss_gradient`` calls ``loss.backward()``, which also
+    fills every weight's ``.grad``: about a fifth of the PGD time on cascaded4, wasted. With the
+    weights frozen autograd skips that work; the input gradient is the same computation.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 def distance(x_adv: torch.Tensor, x: torch.Tensor, norm: str) -> torch.Tensor:
     d = (x_adv - x).flatten(1)
     return d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
@@ -94,7 +113,8 @@ class Attack:
             return x.clone()
         model.eval()
         seed_everything(seed)
-        x_adv = self.run(model, x, y, eps).detach().to(x.device, x.dtype)
+        with input_gradients_only(model):
+            x_adv = self.run(model, x, y, eps).detach().to(x.device, x.dtype)
         model.eval()  # torchattacks restores train mode on wrappers; never leave a model training
         if x_adv.shape != x.shape:
             raise RuntimeError(f"{self.name} returned shape {tuple(x_adv.shape)} for input {tuple(x.shape)}")
@@ -113,13 +133,11 @@ def register_attack(cls: type[Attack]) -> type[Attack]:
 
 
 def list_attacks() -> list[str]:
-    pass
     return sorted(_ATTACKS)
 
 
 def create_attack(name: str, **params) -> Attack:
     """Instantiate a registered attack; unknown names and parameters fail with a clear message."""
-    list_attacks()
     if name not in _ATTACKS:
         close = difflib.get_close_matches(name, list(_ATTACKS), n=4, cutoff=0.4)
         raise UnknownAttackError(f"unknown attack {name!r}." + (f" Did you mean: {', '.join(close)}?" if close else "")
@@ -133,5 +151,4 @@ def create_attack(name: str, **params) -> Attack:
 
 
 def attack_class(name: str) -> type[Attack]:
-    list_attacks()
     return _ATTACKS[name]
