@@ -25,8 +25,12 @@ def load_model(args):
 
 def bench(model_name: str, suite_name: str, *, data_dir=None, n=None, eps=None, batch_size=None, seed=None,
           out=None, store="results/store", device=None, progress=True, model=None, data=None,
-          untrained=False, checks=True, model_dir=None) -> list[dict]:
-    """Run ``suite_name`` on ``model_name``; returns the rows (appended to ``out`` when given)."""
+          untrained=False, checks=True, model_dir=None, shard=None) -> list[dict]:
+    """Run ``suite_name`` on ``model_name``; returns the rows (appended to ``out`` when given).
+
+    ``shard=(i, k)`` computes only shard ``i`` of ``k`` of the run's batches into ``store`` and returns
+    no rows (a SLURM array task); the ordinary run afterwards finds them stored and writes the rows.
+    """
     from models import create_model, resolve_name
 
     from .data import load_cifar10
@@ -43,6 +47,8 @@ def bench(model_name: str, suite_name: str, *, data_dir=None, n=None, eps=None, 
         model_name = resolve_name(model_name)
         model = create_model(model_name, pretrained=not untrained)
     data = data if data is not None else load_cifar10("test", data_dir, n=suite.n)
+    if shard is not None:
+        return _bench_shard(model, suite, data, model_name, shard, store, dev, progress)
     if suite.kind != "attack":
         rows = _run_other_kind(suite, model, data, model_name=model_name, store=store, device=dev,
                                progress=progress)
@@ -66,6 +72,33 @@ def bench(model_name: str, suite_name: str, *, data_dir=None, n=None, eps=None, 
         added = append_rows(out, rows)
         log.info("appended %d new row(s) to %s (%d already recorded)", added, out, len(rows) - added)
     return rows
+
+
+def _bench_shard(model, suite, data, model_name, shard, store, device, progress) -> list[dict]:
+    from .runner import run_suite, shard_batches
+
+    if suite.kind != "attack":
+        raise ValueError(f"suite {suite.name!r} (kind {suite.kind!r}) has no example batches to shard; run it whole")
+    batches = shard_batches(len(data), suite.batch_size, shard)
+    computed: dict = {}
+    _, key = run_suite(model, suite, data, model_name=model_name, store_root=store, device=device,
+                       num_classes=getattr(getattr(model, "card", None), "num_classes", 10), progress=progress,
+                       batches=batches, computed=computed)
+    span = f"batches {batches[0]}..{batches[-1]}" if batches else "no batches (more shards than batches)"
+    log.info("%s %s shard %d/%d: %s, %d record(s) computed, the rest found in %s/%s/%s",
+             model_name, suite.id, shard[0], shard[1], span, len(computed), store, model_name, key)
+    return []
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'3/16' → (3, 16): shard 3 of 16, counted from 0 like ``$SLURM_ARRAY_TASK_ID``."""
+    try:
+        i, k = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard wants I/K (e.g. 0/16), got {text!r}") from None
+    if k < 1 or not 0 <= i < k:
+        raise ValueError(f"--shard {text}: need 0 <= I < K")
+    return i, k
 
 
 def run_validity_checks(model, suite, data, outcomes, model_name, key, store_root, device) -> dict:
@@ -138,6 +171,15 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _shard_arg(text: str) -> tuple[int, int]:
+    import argparse
+
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _parse_eps(text: str) -> float:
     """'8/255' or '0.03' → float (eps on the [0,1] pixel scale)."""
     from fractions import Fraction
@@ -147,6 +189,8 @@ def _parse_eps(text: str) -> float:
 
 def _cmd_bench(args) -> int:
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    if args.shard is not None and args.defense_eps_v:
+        raise ValueError("--shard and --defense-eps-v do not combine: shard one <model>+<defense> name at a time")
     if args.defense_eps_v:  # seed 2 Table 6: the same suite over a grid of purification budgets
         from models.defenses import with_params
 
@@ -160,6 +204,15 @@ def _cmd_bench(args) -> int:
         print(f"{'eps_v':>8s} {'eps':>8s} {'clean':>6s} {'robust':>6s}  verdict")
         for e, r in table:
             print(f"{e:8.4f} {r['eps_display']:>8s} {r['clean_acc']:6.3f} {r['robust_acc']:6.3f}  {r['verdict']}")
+        return 0
+    if args.shard is not None:
+        if args.executor != "local":
+            raise ValueError("--shard runs one shard in this process; it does not combine with --executor ray")
+        bench(args.model, args.suite, data_dir=args.data_dir, n=args.n, eps=args.eps, batch_size=args.batch_size,
+              seed=args.seed, store=args.store, device=args.device, progress=not args.no_progress,
+              untrained=args.untrained, model_dir=args.model_dir, shard=args.shard)
+        print(f"shard {args.shard[0]}/{args.shard[1]} stored in {args.store}; no rows written. When every shard is "
+              f"done, the same command without --shard merges them (and computes anything missing).")
         return 0
     from .executors import make_executor
     run = make_executor(args.executor, address=args.address, shards=args.shards, shared_store=args.shared_store).bench
@@ -225,6 +278,9 @@ def add_commands(sub) -> None:
     s.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local Ray)")
     s.add_argument("--shards", type=int, help="example shards for --executor ray (default: the cluster's GPUs/CPUs)")
     s.add_argument("--shared-store", action="store_true", help="ray workers also write to --store (a shared path)")
+    s.add_argument("--shard", type=_shard_arg, metavar="I/K",
+                   help="compute only shard I of K (from 0) into --store and write no rows, e.g. a SLURM array task "
+                        "with --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; see docs/scale-out.md")
     s.set_defaults(func=_cmd_bench)
 
     from .robustbench_ref import add_robustbench_commands

@@ -105,6 +105,7 @@ class RayExecutor:
         Yields (job, rows) as jobs finish; rows are appended to the job's ``out`` when it names one.
         """
         from .commands import bench
+        from .runner import split_batches
 
         ray = self._ray()
         resources = ray.cluster_resources()
@@ -131,7 +132,7 @@ class RayExecutor:
             if k:
                 num_classes = getattr(getattr(prep.model, "card", None), "num_classes", 10)
                 store_root = str(store.dir.parents[1].resolve()) if self.shared_store else None
-                for shard in _split(missing, k):
+                for shard in split_batches(missing, k):
                     seed = {(g, b): r for b in shard for g in _groups(suite) if (r := store.get(g, b)) is not None}
                     ref = shard_task.remote(model_ref, suite, data_ref, prep.model_name, shard, seed,
                                             num_classes, use_gpu, store_root)
@@ -249,17 +250,6 @@ def _groups(suite) -> list[str]:
     from .runner import suite_groups
 
     return suite_groups(suite)
-
-
-def _split(items: list[int], k: int) -> list[list[int]]:
-    """``k`` contiguous, near-equal shards of ``items`` (the first ones one longer)."""
-    q, r = divmod(len(items), k)
-    out, i = [], 0
-    for s in range(k):
-        j = i + q + (s < r)
-        out.append(items[i:j])
-        i = j
-    return out
 
 
 def _finish_job(model, data, suite_file: tuple[str, bytes], model_name: str, overrides: dict, files: dict,

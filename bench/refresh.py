@@ -104,7 +104,10 @@ def _cmd_refresh(args) -> int:
     suites = [s for s in args.suites.split(",") if s]
     plan = refresh(executor=args.executor, address=args.address, shards=args.shards, models=args.models,
                    suites=suites, rows=args.rows, data_dir=args.data_dir, store=args.store, device=args.device,
-                   progress=not args.no_progress, dry_run=args.dry_run)
+                   progress=not args.no_progress, dry_run=args.dry_run or args.plain)
+    if args.plain:  # for scripts (examples/slurm/submit_all.sh): one "model suite" per line, nothing else
+        print("\n".join(f"{model} {suite}" for model, suite, _ in plan))
+        return 0
     if not plan:
         print(f"{args.rows}: every trained model × {','.join(suites)} is current")
         return 0
@@ -125,6 +128,7 @@ def add_refresh_command(lsub) -> None:
     s.add_argument("--models", default="*", help="shell pattern over registered model names (default *)")
     s.add_argument("--suites", default=",".join(DEFAULT_SUITES), help="comma-separated suites (default quick,paper)")
     s.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
+    s.add_argument("--plain", action="store_true", help="implies --dry-run; print only MODEL SUITE lines, for scripts")
     s.add_argument("--rows", default="leaderboard/v1/rows.jsonl", help="rows file to check and append to")
     s.add_argument("--data-dir", help="CIFAR-10 directory ($SYMBENCH_DATA)")
     s.add_argument("--store", default="results/store", help="per-example outcome store (resumable)")

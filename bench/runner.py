@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -87,6 +88,27 @@ def suite_run_key(model: nn.Module, suite: Suite, data: ImageData) -> str:
     """The store key of a run: what determines its per-example outcomes (a shard elsewhere gets the same)."""
     return run_key(model=model_fingerprint(model), suite=suite.sha256, threats=[(t.norm, t.eps) for t in suite.threats],
                    data=data.sha256, n=len(data), seed=suite.seed, batch_size=suite.batch_size)
+
+
+def split_batches(items: list[int], k: int) -> list[list[int]]:
+    """``k`` contiguous, near-equal shards of ``items`` (the first ones one longer)."""
+    q, r = divmod(len(items), k)
+    out, i = [], 0
+    for s in range(k):
+        j = i + q + (s < r)
+        out.append(items[i:j])
+        i = j
+    return out
+
+
+def shard_batches(n_examples: int, batch_size: int, shard: tuple[int, int]) -> list[int]:
+    """Batch indices of shard ``i`` of ``k`` over all of a run's batches (``--shard i/k``).
+
+    Depends on (n, batch size, i, k) only, so independent jobs (a SLURM array) agree on the split
+    without talking to each other, and together cover every batch exactly once.
+    """
+    i, k = shard
+    return split_batches(list(range(math.ceil(n_examples / batch_size))), k)[i]
 
 
 def suite_groups(suite: Suite) -> list[str]:

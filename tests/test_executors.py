@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from bench import commands
-from bench.executors import RayExecutor, _split, make_executor
+from bench.executors import RayExecutor, make_executor
+from bench.runner import shard_batches, split_batches
 from bench.refresh import plan_refresh
 from bench.suites import load_suite
 
@@ -44,8 +45,8 @@ def _records(store: Path) -> dict:
 
 
 def test_split_is_contiguous_and_covers_everything():
-    assert _split([0, 1, 2, 3, 4], 3) == [[0, 1], [2, 3], [4]]
-    assert sum(_split(list(range(7)), 7), []) == list(range(7))
+    assert split_batches([0, 1, 2, 3, 4], 3) == [[0, 1], [2, 3], [4]]
+    assert sum(split_batches(list(range(7)), 7), []) == list(range(7))
 
 
 def test_unknown_executor_fails_loudly():
@@ -114,3 +115,46 @@ def test_refresh_dry_run_lists_without_running(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "would run 1 model × suite pair(s)" in out and name in out and "missing" in out
     assert not rows.exists()
+
+    assert main(argv + ["--plain"]) == 0  # what examples/slurm/submit_all.sh reads
+    assert capsys.readouterr().out == f"{name} quick\n"
+    assert not rows.exists()
+
+
+def test_shard_batches_partition_every_batch_once_and_parse_refuses_nonsense():
+    shards = [shard_batches(200, 16, (i, 3)) for i in range(3)]
+    assert shards == [[0, 1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]  # 13 batches
+    assert shard_batches(20, 16, (3, 4)) == []  # more shards than batches: the extra ones idle
+    assert commands.parse_shard("2/16") == (2, 16)
+    for bad in ["16/16", "-1/4", "3", "a/b", "1/0"]:
+        with pytest.raises(ValueError, match="--shard"):
+            commands.parse_shard(bad)
+
+
+def test_slurm_style_shards_then_plain_run_give_the_local_rows(tiny_model, tiny_data, suite_path, tmp_path,
+                                                               monkeypatch):
+    """``--shard i/K`` jobs fill one store independently; the ordinary run then only aggregates."""
+    kw = dict(model=tiny_model, data=tiny_data, progress=False)
+    local = commands.bench("tiny", suite_path, store=str(tmp_path / "local"), out=None, **kw)
+    for i in (2, 0, 1):  # any order, as an array's tasks finish
+        assert commands.bench("tiny", suite_path, store=str(tmp_path / "shared"), out=str(tmp_path / "rows.jsonl"),
+                              shard=(i, 3), **kw) == []
+    assert not (tmp_path / "rows.jsonl").exists()  # shards write records, never rows
+    attacks_only = {k: v for k, v in _records(tmp_path / "local").items() if "/checks/" not in k}
+    assert _records(tmp_path / "shared") == attacks_only  # per example, every batch, before any merge
+
+    from bench import runner
+    def no_attacks(*a, **k):
+        raise AssertionError("the merge step recomputed a batch the shards had stored")
+    monkeypatch.setattr(runner, "_attack_batch", no_attacks)
+    merged = commands.bench("tiny", suite_path, store=str(tmp_path / "shared"), out=str(tmp_path / "rows.jsonl"),
+                            **kw)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in VOLATILE} for r in rows]  # noqa: E731
+    assert strip(merged) == strip(local)
+    assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == len(local)
+
+
+def test_shard_refuses_a_suite_without_batches(tiny_model, tiny_data, tmp_path):
+    with pytest.raises(ValueError, match="no example batches to shard"):
+        commands.bench("tiny", "clever", model=tiny_model, data=tiny_data, store=str(tmp_path), shard=(0, 2),
+                       progress=False)
