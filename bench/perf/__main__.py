@@ -38,12 +38,19 @@ def plain_pgd(model, x, y, eps, steps, alpha):
     return (x + delta).clamp(0, 1)
 
 
-def timed(fn, repeat=2):
+def _sync():
+    if torch.cuda.is_available():  # CUDA kernels are asynchronous: time the work, not the launches
+        torch.cuda.synchronize()
+
+
+def timed(fn, repeat=3):
     fn()  # warm-up
     best = float("inf")
     for _ in range(repeat):
+        _sync()
         t = time.perf_counter()
         fn()
+        _sync()
         best = min(best, time.perf_counter() - t)
     return best
 
@@ -55,6 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-suite", type=int, default=64)
     p.add_argument("--data-dir")
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--device", help="cpu / cuda (default: cuda if available)")
     p.add_argument("--no-save", action="store_true")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -63,18 +71,23 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     from bench.attacks import create_attack
+    from bench.commands import default_device
     from bench.data import DataNotFoundError, load_cifar10, synthetic
+    from bench.records import device_string
     from models import create_model
+
+    device = default_device(args.device)
 
     try:
         model = create_model(args.model, pretrained=True)
     except Exception:  # untrained still measures overhead
         model = create_model(args.model)
+    model = model.to(device).eval()
     try:
         data = load_cifar10("test", args.data_dir, n=max(args.batch, args.n_suite))
     except DataNotFoundError:
         data = synthetic(max(args.batch, args.n_suite), size=32)
-    x, y = data.x[:args.batch], data.y[:args.batch]
+    x, y = data.x[:args.batch].to(device), data.y[:args.batch].to(device)
     eps, steps = 8 / 255, 10
     alpha = 2.5 * eps / steps
 
@@ -86,7 +99,7 @@ def main(argv=None) -> int:
     def art_direct():
         clf = art_classifier(model, x, 10)
         ProjectedGradientDescent(clf, eps=eps, eps_step=alpha, max_iter=steps, num_random_init=1,
-                                 batch_size=args.batch, verbose=False).generate(x.numpy(), y=y.numpy())
+                                 batch_size=args.batch, verbose=False).generate(x.cpu().numpy(), y=y.cpu().numpy())
 
     t = {
         "plain_loop": timed(lambda: plain_pgd(model, x, y, eps, steps, alpha)),
@@ -109,16 +122,17 @@ def main(argv=None) -> int:
 
     sub = ImageData(data.x[:args.n_suite], data.y[:args.n_suite], data.source, data.sha256 + f":{args.n_suite}")
     t0 = time.perf_counter()
-    AutoAttack(model, eps=eps, norm="Linf", version="standard", seed=0).run_standard_evaluation(
-        sub.x, sub.y, batch_size=args.n_suite)
+    AutoAttack(model, eps=eps, norm="Linf", version="standard", seed=0, device=device).run_standard_evaluation(
+        sub.x.to(device), sub.y.to(device), batch_size=args.n_suite)
     t_aa = time.perf_counter() - t0
     suite = load_suite("standard")
     suite = replace(suite, threats=tuple(t for t in suite.threats if t.norm == "linf"), batch_size=args.n_suite)
     with tempfile.TemporaryDirectory() as tmp:  # cascade + per-batch store, checks off
         t0 = time.perf_counter()
-        run_suite(model, suite, sub, model_name=args.model, store_root=tmp, progress=False)
+        run_suite(model, suite, sub, model_name=args.model, store_root=tmp, device=device, progress=False)
         t_suite = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gpu_peak_mb = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
 
     ratios = {
         "harness_ta_pgd_vs_plain": ips["harness_ta_pgd"] / ips["plain_loop"],
@@ -132,8 +146,9 @@ def main(argv=None) -> int:
               "standard_suite_linf_seconds": round(t_suite, 2), "autoattack_standard_linf_seconds": round(t_aa, 2),
               "n_suite": args.n_suite, "ratios": {k: round(v, 3) for k, v in ratios.items()},
               "peak_rss_mb": round(peak_mb), "torch": torch.__version__,
+              **({"peak_gpu_mb": round(gpu_peak_mb)} if gpu_peak_mb is not None else {}),
               "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or 'cpu'}",
-              "device": "cpu", "load_avg_1min": round(os.getloadavg()[0], 2),  # other work on the box skews absolutes
+              "device": device_string(device), "load_avg_1min": round(os.getloadavg()[0], 2),  # other work on the box skews absolutes
               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     print(f"PGD-{steps}, batch {args.batch}, {args.threads} threads, model {args.model}: images/s")
     for k, v in ips.items():
@@ -142,7 +157,7 @@ def main(argv=None) -> int:
     for k, v in ratios.items():
         print(f"  {k:48s} {v:.3f}")
     print(f"  standard suite (Linf) {t_suite:.1f}s vs AutoAttack-standard alone {t_aa:.1f}s on {args.n_suite} images")
-    print(f"peak RSS {peak_mb:.0f} MB")
+    print(f"peak RSS {peak_mb:.0f} MB" + (f", peak GPU memory {gpu_peak_mb:.0f} MB" if gpu_peak_mb else ""))
     if not args.no_save:
         with open(RESULTS, "a") as f:
             f.write(json.dumps(result) + "\n")
