@@ -86,8 +86,14 @@ def _group(threat: Threat, eps: float) -> str:
 
 def suite_run_key(model: nn.Module, suite: Suite, data: ImageData) -> str:
     """The store key of a run: what determines its per-example outcomes (a shard elsewhere gets the same)."""
-    return run_key(model=model_fingerprint(model), suite=suite.sha256, threats=[(t.norm, t.eps) for t in suite.threats],
-                   data=data.sha256, n=len(data), seed=suite.seed, batch_size=suite.batch_size)
+    from models.defenses.base import find_defense
+
+    parts = dict(model=model_fingerprint(model), suite=suite.sha256, threats=[(t.norm, t.eps) for t in suite.threats],
+                 data=data.sha256, n=len(data), seed=suite.seed, batch_size=suite.batch_size)
+    defense = find_defense(model)
+    if defense is not None:  # its settings live in code, not in the base's sha256: a changed default is a new run
+        parts["defense"] = {"name": defense.name, **defense.cfg}
+    return run_key(**parts)
 
 
 def split_batches(items: list[int], k: int) -> list[list[int]]:

@@ -84,6 +84,19 @@ def test_create_model_builds_an_eval_mode_defense_around_the_base():
     assert find_defense(torch.nn.Sequential()) is None
 
 
+def test_store_key_of_a_defended_model_follows_its_settings_not_only_the_base_weights(feat_model, tiny_data):
+    """A defense default changed in code keeps the name and the base's sha256; cached outcomes must not be reused."""
+    from bench.runner import suite_run_key
+
+    suite = load_suite("quick")
+    key = lambda m: suite_run_key(m, suite, tiny_data)  # noqa: E731
+    plain = key(feat_model)
+    a, b = EquivarianceDefense(feat_model, steps=3), EquivarianceDefense(feat_model, steps=3)
+    assert key(a) == key(b) != plain
+    assert key(EquivarianceDefense(feat_model, steps=4)) != key(a)
+    assert key(feat_model) == plain  # the undefended key is unchanged by the wrapper's existence
+
+
 # ---- the transformations and the equivariance loss ---------------------------------------------------------------
 
 def test_identity_features_are_equivariant_to_every_transformation(tiny_data):
