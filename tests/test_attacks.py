@@ -96,3 +96,28 @@ def test_frozen_weights_give_the_unfrozen_adversarials_and_flags_come_back(name,
         tiny_model.zero_grad(set_to_none=True)
     assert torch.equal(fast, slow)
     assert not torch.equal(fast, x)
+
+
+def test_autoattack_rand_eot_draws_are_configurable(tiny_model, tiny_data):
+    """EOT draws per APGD step reach AutoAttack: each extra draw adds the same number of passes."""
+    calls = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            calls.append(len(x))
+            return self.m(x)
+
+    model = Counting(tiny_model).eval()
+    x, y = tiny_data.x[:8], tiny_data.y[:8]
+    passes = {}
+    for k in (1, 2, 3):  # eps so small that no example falls: the same work per draw each time
+        calls.clear()
+        create_attack("autoattack_rand", iters=4, eot_iter=k)(model, x, y, 1e-4, seed=0)
+        passes[k] = len(calls)
+    assert passes[3] - passes[2] == passes[2] - passes[1] >= 2 * 4  # >= 4 steps of APGD-CE and of APGD-DLR
+    with pytest.raises(ValueError, match="eot_iter"):
+        create_attack("autoattack_rand", iters=2, eot_iter=0)(model, x, y, 1 / 255)

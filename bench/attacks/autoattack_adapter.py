@@ -42,8 +42,12 @@ class _AutoAttack(Attack):
                 sub.n_target_classes = self.targets
         if self.queries is not None:
             aa.square.n_queries = self.queries
+        self.configure(aa)
         x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=self.batch_size)
         return x_adv
+
+    def configure(self, aa) -> None:
+        """Last changes to the built ``AutoAttack`` before it runs (subclasses)."""
 
 
 def _component(attack_name: str, aa_name: str, doc: str, black_box: bool = False):
@@ -74,3 +78,9 @@ class AutoAttackRand(_AutoAttack):
     name = "autoattack_rand"
     version = "rand"
     handles_randomness = True
+    eot_iter: int = 20            # gradient draws averaged per step (AutoAttack's rand default)
+
+    def configure(self, aa) -> None:
+        if self.eot_iter < 1:
+            raise ValueError(f"autoattack_rand eot_iter must be >= 1, got {self.eot_iter}")
+        aa.apgd.eot_iter = self.eot_iter
