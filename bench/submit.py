@@ -52,12 +52,10 @@ class Submission:
 # ------------------------------------------------------------------------------------------------
 
 def _registered() -> dict[str, object]:
-    """name → factory of every registered model (read-only look at the registry)."""
-    from models import list_models
-    from models import registry
+    """name → factory of every registered model (built-ins and entry points loaded)."""
+    from models import registered_factories
 
-    list_models()  # loads built-ins and entry points
-    return {k: e.factory for k, e in registry._REGISTRY.items()}
+    return registered_factories()
 
 
 def import_model_file(path: str | Path) -> list[str]:

@@ -185,6 +185,12 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
+def registered_factories() -> dict[str, Callable[..., nn.Module]]:
+    """name → factory of every registered model (a copy: who registered what, e.g. for submission checks)."""
+    _ensure_loaded()
+    return {k: e.factory for k, e in _REGISTRY.items()}
+
+
 def get_card(name: str) -> ModelCard:
     """The card of a model, with what its trained checkpoint's card file adds."""
     if "+" in name:  # a defended model: the base's card plus the defense's flags
