@@ -189,7 +189,7 @@ def outputs_are_logits(ctx: CheckContext) -> CheckResult:
     """Probabilities (rows summing to 1) instead of logits weaken cross-entropy gradients (AutoAttack flag)."""
     with torch.no_grad():
         out = ctx.model(ctx.x)
-    probs = bool((out >= 0).all() and (out <= 1).all() and torch.allclose(out.sum(1), torch.ones(len(out)), atol=1e-3))
+    probs = bool((out >= 0).all() and (out <= 1).all() and torch.allclose(out.sum(1), out.new_ones(len(out)), atol=1e-3))
     return CheckResult("fail" if probs else "pass",
                        "outputs look like probabilities, not logits" if probs else "outputs are logits")
 
