@@ -36,7 +36,7 @@ def _cmd_train(args) -> int:
 
     card = train(args.model, data_dir=args.data_dir, out_dir=args.out, resume=not args.no_resume,
                  epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                 adv=args.adv, adv_eps=args.adv_eps, threads=args.threads)
+                 adv=args.adv, adv_eps=args.adv_eps, threads=args.threads, device=args.device)
     print(f"{card['name']}: clean accuracy {card['clean_acc']:.4f} on {card['n_test']} test images; "
           f"wrote {card['checkpoint']} sha256 {card['sha256']}")
     return 0
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir")
     s.add_argument("--out", help="directory for <name>.safetensors/.json (default models/checkpoints)")
     s.add_argument("--no-resume", action="store_true", help="ignore saved training state")
+    s.add_argument("--device", help="cpu / cuda (default: cuda if available)")
     s.set_defaults(func=_cmd_train)
 
     from .commands import add_commands

@@ -57,7 +57,7 @@ def one_cycle_lr(step: int, total: int, peak: float, warm_frac: float = 0.25) ->
 def adversarial_batch(model, x, y, recipe: TrainRecipe, g: torch.Generator) -> torch.Tensor:
     """Training-time adversarial examples (inside the eps ball and [0,1])."""
     eps = recipe.adv_eps
-    delta = (torch.rand(x.shape, generator=g) * 2 - 1) * eps
+    delta = ((torch.rand(x.shape, generator=g) * 2 - 1) * eps).to(x.device)  # CPU generator: same draws anywhere
     if recipe.adv == "fgsm_rs":
         steps, alpha = 1, 1.25 * eps
     elif recipe.adv == "pgd":
@@ -73,11 +73,16 @@ def adversarial_batch(model, x, y, recipe: TrainRecipe, g: torch.Generator) -> t
 
 
 @torch.no_grad()
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
 def accuracy(model, data: ImageData, batch_size: int = 500) -> float:
     model.eval()
-    correct = 0
+    dev, correct = _device(model), 0
     for i in range(0, len(data), batch_size):
-        correct += (model(data.x[i:i + batch_size]).argmax(1) == data.y[i:i + batch_size]).sum().item()
+        pred = model(data.x[i:i + batch_size].to(dev)).argmax(1).cpu()
+        correct += (pred == data.y[i:i + batch_size]).sum().item()
     return correct / len(data)
 
 
@@ -86,7 +91,8 @@ def pgd_accuracy(model, data: ImageData, eps: float, steps: int = 10) -> float:
     model.eval()
     recipe = TrainRecipe(adv="pgd", adv_eps=eps, adv_steps=steps)
     g = torch.Generator().manual_seed(0)
-    x_adv = adversarial_batch(model, data.x, data.y, recipe, g)
+    dev = _device(model)
+    x_adv = adversarial_batch(model, data.x.to(dev), data.y.to(dev), recipe, g).cpu()
     return accuracy(model, ImageData(x_adv, data.y, data.source, "", data.split))
 
 
@@ -96,6 +102,7 @@ def train_epoch(model, opt, data: ImageData, recipe: TrainRecipe, epoch: int, st
     g = torch.Generator().manual_seed(recipe.seed * 1000 + epoch)
     perm = torch.randperm(len(data), generator=g)
     model.train()
+    dev = _device(model)
     step, losses = step0, []
     batches = range(0, len(data), recipe.batch_size)
     for i in tqdm(batches, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not progress, leave=False):
@@ -103,6 +110,7 @@ def train_epoch(model, opt, data: ImageData, recipe: TrainRecipe, epoch: int, st
         x, y = data.x[idx], data.y[idx]
         if recipe.augment == "crop+flip":
             x = augment(x, g)
+        x, y = x.to(dev), y.to(dev)  # random draws stay on the CPU generator: the same on every device
         if recipe.adv:
             model.eval()  # BN statistics of clean data steer the attack; the update is in train mode
             x = adversarial_batch(model, x, y, recipe, g)
@@ -129,6 +137,7 @@ def _save_state(state_dir: Path, model, opt, meta: dict) -> None:
         buf = opt.state.get(p, {}).get("momentum_buffer")
         if buf is not None:
             tensors[f"momentum.{i}"] = buf.contiguous()
+    tensors = {k: v.cpu() for k, v in tensors.items()}
     st, js = _state_paths(state_dir)
     save_file(tensors, str(st) + ".tmp")
     os.replace(str(st) + ".tmp", st)
@@ -150,7 +159,7 @@ def _load_state(state_dir: Path, model, opt, recipe: dict) -> dict | None:
     if not _same_recipe(meta.get("recipe", {}), recipe):
         log.warning("state in %s was for another recipe; starting from scratch", state_dir)
         return None  # before touching the model: a different recipe must not warm-start from old weights
-    tensors = load_file(str(st))
+    tensors = load_file(str(st), device=str(_device(model)))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     for i, p in enumerate(opt.param_groups[0]["params"]):
         if f"momentum.{i}" in tensors:
@@ -160,7 +169,7 @@ def _load_state(state_dir: Path, model, opt, recipe: dict) -> dict | None:
 
 def train(name: str, *, data_dir=None, out_dir: Path | None = None, resume: bool = True, state_root: str | Path = ".train_state", progress: bool = True,
           train_data: ImageData | None = None, test_data: ImageData | None = None,
-          model_kwargs: dict | None = None, **overrides) -> dict:
+          model_kwargs: dict | None = None, device: str | torch.device | None = None, **overrides) -> dict:
     """Train registered model ``name`` with its card's recipe (``overrides`` replace recipe fields).
 
     Writes ``<out_dir>/<name>.safetensors`` and ``<out_dir>/<name>.json`` (the trained card: sha256,
@@ -178,7 +187,10 @@ def train(name: str, *, data_dir=None, out_dir: Path | None = None, resume: bool
     # PGD early stopping looks at training images only (the last 500), never at the test set
     holdout = ImageData(train_data.x[-500:], train_data.y[-500:], train_data.source, "", "train")
 
-    model = create_model(name, **(model_kwargs or {}))
+    from .commands import default_device
+
+    dev = default_device(device)
+    model = create_model(name, **(model_kwargs or {})).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=0.9, nesterov=True,
                           weight_decay=recipe.weight_decay)
     steps_per_epoch = math.ceil(len(train_data) / recipe.batch_size)
@@ -217,7 +229,8 @@ def train(name: str, *, data_dir=None, out_dir: Path | None = None, resume: bool
             "clean_acc": accuracy(model, test_data), "n_test": len(test_data),
             "test_data": {"source": test_data.source, "sha256": test_data.sha256},
             "recipe": asdict(recipe), "train_seconds": round(meta["seconds"], 1),
-            "train_device": f"cpu x{recipe.threads} threads ({platform.machine()})",
+            "train_device": (f"cuda:{torch.cuda.get_device_name(dev)}" if dev.type == "cuda"
+                             else f"cpu x{recipe.threads} threads ({platform.machine()})"),
             "torch": torch.__version__, "history": meta["history"]}
     (out_dir / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
     return card
