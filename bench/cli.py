@@ -91,6 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (UnknownModelError, UnknownSuiteError, UnknownAttackError, CheckpointError, DataNotFoundError,
-            ValueError, FileNotFoundError) as err:
+            ValueError, FileNotFoundError, MemoryError) as err:
         print(f"symbench: error: {err}", file=sys.stderr)
         return 2

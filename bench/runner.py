@@ -174,8 +174,15 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
             for b, sl in bar:
                 rec = store.get(group, b)
                 if rec is None:
-                    rec = _attack_batch(counted, attacks, specs, x_all[sl], y_all[sl], clean[b].to(device), eps,
-                                        _seed(suite.seed, ti, ei, b))
+                    try:
+                        rec = _attack_batch(counted, attacks, specs, x_all[sl], y_all[sl], clean[b].to(device), eps,
+                                            _seed(suite.seed, ti, ei, b))
+                    except torch.OutOfMemoryError as err:
+                        raise MemoryError(
+                            f"out of {torch.device(device).type} memory attacking batch {b} ({bs} images) of "
+                            f"{suite.name} at {threat.norm} eps={eps:g}: rerun with a smaller --batch-size (e.g. "
+                            f"{max(1, bs // 2)}). Batches finished so far are stored, but --batch-size is part "
+                            "of the run's key (each batch is seeded), so the smaller run starts afresh.") from err
                     store.put(group, b, rec)
                     if computed is not None:
                         computed[(group, b)] = rec

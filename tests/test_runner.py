@@ -96,6 +96,24 @@ def test_train_mode_model_is_refused(tiny_data, suite_path, tmp_path):
         _bench(TinyCNN().train(), tiny_data, suite_path, tmp_path)
 
 
+def test_out_of_device_memory_names_the_batch_and_the_fix(tiny_model, tiny_data, suite_path, tmp_path, monkeypatch):
+    from bench import runner
+
+    real, calls = runner._attack_batch, []
+
+    def oom_on_third(*a, **k):  # batches 0 and 1 fit, batch 2 does not
+        calls.append(1)
+        if len(calls) == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*a, **k)
+
+    monkeypatch.setattr(runner, "_attack_batch", oom_on_third)
+    with pytest.raises(MemoryError, match=r"batch 2 \(16 images\).*--batch-size \(e.g. 8\)"):
+        _bench(tiny_model, tiny_data, suite_path, tmp_path)
+    assert len(list((tmp_path / "store").rglob("linf_*/b*.json"))) == 2  # what fitted is kept
+    assert not (tmp_path / "rows.jsonl").exists()
+
+
 @pytest.mark.parametrize("argv,match", [
     (["--model", "nosuchmodel"], "unknown model"),
     (["--model", "baseline_cnn4", "--suite", "nosuchsuite"], "unknown suite"),
