@@ -1,0 +1,56 @@
+"""CLI: ``symbench leaderboard build|validate`` (plus ``leaderboard refresh`` and ``submit``, registered here)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .claims import CLAIMS_PATH
+from .page import build
+from .rows import DEFAULT_ROWS, LEADERBOARD_DIR, _rel, check_append_only, read_jsonl, validate_rows_file
+
+
+def _cmd_build(args) -> int:
+    res = build(args.rows, args.out, args.reference, args.claims, plots=not args.no_plots, screenshot=args.screenshot)
+    print(f"wrote {_rel(res.readme)}, {_rel(res.html)}"
+          + (f", {len(res.plots)} plot(s) in {_rel(res.html.parent / 'plots')}" if res.plots else ", no plots")
+          + (f", {_rel(res.screenshot)}" if res.screenshot else ""))
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from ..robustbench_ref import REFERENCE_PATH
+
+    paths = args.paths or sorted(LEADERBOARD_DIR.glob("v*/rows.jsonl")) + [REFERENCE_PATH]
+    bad = 0
+    for p in paths:
+        errors = validate_rows_file(p)
+        if args.append_only:
+            errors += check_append_only(p, args.base)
+        bad += len(errors)
+        print(f"{_rel(Path(p))}: {len(read_jsonl(p))} row(s), {'ok' if not errors else f'{len(errors)} problem(s)'}")
+        for err in errors[:20]:
+            print(f"  {err}")
+    return 1 if bad else 0
+
+
+def add_leaderboard_commands(sub) -> None:
+    """Register ``symbench leaderboard build|validate`` and ``symbench submit``."""
+    p = sub.add_parser("leaderboard", help="build the leaderboard pages from rows, or validate rows")
+    lsub = p.add_subparsers(dest="leaderboard_cmd", required=True)
+    s = lsub.add_parser("build", help="render leaderboard/v1/README.md, index.html and plots/ from rows.jsonl")
+    s.add_argument("--rows", default=str(DEFAULT_ROWS), help="rows file (default leaderboard/v1/rows.jsonl)")
+    s.add_argument("--out", help="output directory (default: the rows file's directory)")
+    s.add_argument("--reference", help="RobustBench reported rows (default leaderboard/robustbench_reference.jsonl)")
+    s.add_argument("--claims", default=str(CLAIMS_PATH), help="seed paper claims (default leaderboard/seed_claims.json)")
+    s.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    s.add_argument("--screenshot", action="store_true", help="also write screenshot.png (headless Chromium)")
+    s.set_defaults(func=_cmd_build)
+    s = lsub.add_parser("validate", help="validate rows files against leaderboard/schema.json")
+    s.add_argument("paths", nargs="*", help="rows files (default: leaderboard/v*/rows.jsonl and the reference table)")
+    s.add_argument("--append-only", action="store_true", help="also check the files only grew since --base")
+    s.add_argument("--base", default="HEAD", help="git revision for --append-only (default HEAD)")
+    s.set_defaults(func=_cmd_validate)
+    from ..refresh import add_refresh_command  # `leaderboard refresh`: rerun missing or stale rows
+    add_refresh_command(lsub)
+
+    from ..submit import add_submit_command  # submitting is how outside models reach the rows
+    add_submit_command(sub)

@@ -1,0 +1,147 @@
+"""Plots (matplotlib, Agg): accuracy vs eps per depth, CLEVER score distributions, accuracy per corruption."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .cards import _depth
+from .rows import _is_attack, _is_clever, _is_corruption, fgsm_alone
+from .sections import corruption_summary, reference_picks
+
+log = logging.getLogger("symbench.leaderboard")
+
+AT_MODEL = "baseline_cnn10_at"
+PLOT_PREFIXES = ("robust_vs_eps_", "clever", "corruptions")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "svg.hashsalt": "symbench"})
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    # no "Software" metadata: identical rows give byte-identical PNGs across rebuilds
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def plot_robust_vs_eps(rows: list[dict], refs: list[dict], claims: dict, cards: dict, out_dir: Path) -> list[Path]:
+    """Seed Figures 1-2 redone: accuracy vs eps per model (`paper` suite), one figure per depth.
+
+    Left panel FGSM alone, right panel the per-example worst case over FGSM and PGD. Each figure
+    also shows the adversarially trained baseline, RobustBench's reported 8/255 references and the
+    seed paper's claims (hollow markers) for the models in it.
+    """
+    paper = [r for r in rows if r["suite"] == "paper" and r["threat"] == "linf" and _is_attack(r)]
+    if not paper:
+        log.info("no rows of suite 'paper' yet: skipping the accuracy-vs-eps plots")
+        return []
+    plt = _plt()
+    by_model: dict[str, list[dict]] = {}
+    for r in paper:
+        by_model.setdefault(r["model"], []).append(r)
+    groups: dict[str, list[str]] = {}
+    for m in sorted(by_model):
+        d = _depth(m, cards)
+        groups.setdefault(f"{d}layer" if d else "other", []).append(m)
+    picks = [(role, r) for role, r in reference_picks(refs) if r["threat"] == "linf"]
+    claim_by_model: dict[str, list[dict]] = {}
+    for c in claims.get("claims", []):
+        claim_by_model.setdefault(c["model"], []).append(c)
+    paths = []
+    def depth_order(item):  # 4layer, 10layer, ..., other
+        return (item[0] == "other", int(item[0].removesuffix("layer")) if item[0] != "other" else 0)
+
+    for gname, models in sorted(groups.items(), key=depth_order):
+        shown = list(models) + ([AT_MODEL] if AT_MODEL in by_model and AT_MODEL not in models else [])
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, m in enumerate(shown):
+            rs = sorted(by_model[m], key=lambda r: r["eps"])
+            style = dict(color="black", ls="--", lw=1.6) if m == AT_MODEL else dict(color=colors[i % len(colors)], lw=1.4)
+            if m.startswith("baseline") and m != AT_MODEL:
+                style = dict(color="0.45", lw=1.6)
+            eps = [r["eps"] for r in rs]
+            f = [fgsm_alone(r) for r in rs]
+            if any(v is not None for v in f):
+                axes[0].plot([e for e, v in zip(eps, f) if v is not None], [100 * v for v in f if v is not None],
+                             marker="o", ms=3, label=m, **style)
+            axes[1].plot(eps, [100 * r["robust_acc"] for r in rs], marker="o", ms=3, label=m, **style)
+            for c in claim_by_model.get(m, []):
+                kw = dict(marker="D", mfc="none", mec=style["color"], ms=6, ls="none")
+                axes[0].plot([c["eps"]], [c["fgsm"]], **kw)
+                axes[1].plot([c["eps"]], [c["pgd"]], **kw)
+        for j, (role, r) in enumerate(picks):
+            axes[1].plot([r["eps"]], [100 * r["robust_acc"]], marker="*", ms=11, ls="none",
+                         color=["tab:green", "tab:olive", "tab:red"][j % 3],
+                         label=f"RobustBench {r['model'].split(':')[-1]} ({role}, AutoAttack, reported)")
+        axes[1].plot([], [], marker="D", mfc="none", mec="0.3", ls="none", label="seed paper's claim (Tables 2, 4)")
+        axes[0].set_title("FGSM alone")
+        axes[1].set_title("worst case per example (FGSM, PGD-40)")
+        for ax in axes:
+            ax.set_xlabel("eps (Linf, [0,1] pixel scale)")
+            ax.set_ylim(0, 100)
+        axes[0].set_ylabel("accuracy (%)")
+        handles, labels = axes[1].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=7.5, frameon=False)
+        n = sorted({r["n"] for m in shown for r in by_model[m]})
+        fig.suptitle(f"CIFAR-10, suite paper, {gname.replace('layer', '-layer models')} (n={'/'.join(map(str, n))})")
+        path = out_dir / f"robust_vs_eps_{gname}.png"
+        _save(fig, path)
+        paths.append(path)
+    return paths
+
+
+def plot_clever(rows: list[dict], out_dir: Path) -> list[Path]:
+    """CLEVER score distributions per model, one panel per norm (boxes from the rows' quartiles)."""
+    rs = [r for r in rows if _is_clever(r) and (r["clever"] or {}).get("median") is not None]
+    if not rs:
+        log.info("no CLEVER rows yet: skipping the CLEVER plot")
+        return []
+    plt = _plt()
+    norms = sorted({r["threat"] for r in rs})
+    fig, axes = plt.subplots(1, len(norms), figsize=(5.5 * len(norms), 3.8), squeeze=False)
+    for ax, norm in zip(axes[0], norms):
+        nr = sorted([r for r in rs if r["threat"] == norm], key=lambda r: r["model"])
+        stats = [{"med": r["clever"]["median"], "q1": r["clever"]["q1"], "q3": r["clever"]["q3"],
+                  "whislo": r["clever"]["min"], "whishi": r["clever"]["max"], "mean": r["clever"].get("mean"),
+                  "label": f"{r['model']}\n(n={r['clever']['n_scored']})", "fliers": []} for r in nr]
+        ax.bxp(stats, showmeans=all(s["mean"] is not None for s in stats), vert=True)
+        ax.set_title(f"CLEVER score, {norm} (radius {nr[0]['eps']:g})")
+        ax.set_ylabel("CLEVER score (estimated min. distortion)")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    fig.suptitle("CLEVER (untargeted, ART clever_u): an estimate, not a certificate")
+    path = out_dir / "clever.png"
+    _save(fig, path)
+    return [path]
+
+
+def plot_corruptions(rows: list[dict], out_dir: Path) -> list[Path]:
+    """Accuracy per corruption (mean over severities), one bar per model."""
+    names, acc, clean = corruption_summary([r for r in rows if _is_corruption(r)])
+    if not names:
+        log.info("no corruption rows yet: skipping the corruption plot")
+        return []
+    plt = _plt()
+    models = sorted(acc)
+    width = 0.8 / max(1, len(models))
+    fig, ax = plt.subplots(figsize=(max(8, 0.55 * len(names) * max(1, len(models)) ** 0.5 + 3), 4))
+    for i, m in enumerate(models):
+        xs = [k + (i - (len(models) - 1) / 2) * width for k in range(len(names))]
+        ax.bar(xs, [100 * acc[m].get(c, float("nan")) for c in names], width=width,
+               label=f"{m} (clean {100 * clean[m]:.1f}%)" if m in clean else m)
+    ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], rotation=45, ha="right")
+    ax.set_ylabel("accuracy (%), mean over severities")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7)
+    ax.set_title("CIFAR-10-C accuracy per corruption (suite corruptions)")
+    path = out_dir / "corruptions.png"
+    _save(fig, path)
+    return [path]

@@ -1,0 +1,132 @@
+"""Rows in: reading and schema-checking rows files, the append-only check, and which rows each section takes."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+LEADERBOARD_DIR = ROOT / "leaderboard"
+DEFAULT_ROWS = LEADERBOARD_DIR / "v1" / "rows.jsonl"
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Rows of a JSONL file; a missing file is an empty leaderboard, not an error."""
+    from ..records import read_rows
+
+    return read_rows(path)
+
+
+def validate_rows_file(path: str | Path) -> list[str]:
+    """Every schema error of a rows file as ``"<file>:<line>: <message>"`` (empty list: all valid).
+
+    A frozen version keeps the schema its rows were written against beside them (``v1/schema.json``
+    once ``v2/`` exists); otherwise rows are checked against the current ``leaderboard/schema.json``.
+    """
+    from ..records import validate_row
+
+    path = Path(path)
+    errors = []
+    if not path.is_file():
+        return errors
+    own = path.parent / "schema.json"
+    frozen = own.is_file() and own.resolve() != (LEADERBOARD_DIR / "schema.json").resolve()
+    check = _schema_checker(own) if frozen else validate_row
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            check(json.loads(line))
+        except (ValueError, json.JSONDecodeError) as err:
+            errors.append(f"{path}:{i}: {err}")
+    return errors
+
+
+def _schema_checker(schema_path: Path):
+    """A row validator for a frozen version's own schema file."""
+    import jsonschema
+
+    checker = jsonschema.Draft202012Validator(json.loads(schema_path.read_text()))
+
+    def check(row: dict) -> None:
+        errs = list(checker.iter_errors(row))
+        if errs:
+            raise ValueError(f"row does not match {schema_path}: " + "; ".join(e.message for e in errs[:5]))
+    return check
+
+
+def check_append_only(path: str | Path, base: str = "HEAD") -> list[str]:
+    """Problems if ``path`` is not its version at git revision ``base`` plus appended lines.
+
+    Rows are evidence: editing or deleting one silently changes what a published number rests on,
+    so the only allowed change is appending. Returns [] when git or the base version is unavailable.
+    """
+    path = Path(path).resolve()
+    try:
+        rel = path.relative_to(ROOT)
+        old = subprocess.run(["git", "show", f"{base}:{rel.as_posix()}"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=20)
+    except (ValueError, OSError, subprocess.SubprocessError):
+        return []
+    if old.returncode != 0:
+        return []
+    old_lines = [line for line in old.stdout.splitlines() if line.strip()]
+    new_lines = [line for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    problems = [f"{rel}:{i}: line changed or removed since {base}"
+                for i, (a, b) in enumerate(zip(old_lines, new_lines), 1) if a != b]
+    if len(new_lines) < len(old_lines):
+        problems.append(f"{rel}: {len(old_lines) - len(new_lines)} row(s) removed since {base}")
+    return problems
+
+
+def _variant(r: dict):
+    return r.get("variant")
+
+
+def latest_rows(rows: list[dict]) -> tuple[list[dict], int]:
+    """One row per (model, suite, threat, eps, variant): the last appended wins.
+
+    rows.jsonl keeps every measurement (append-only); the page shows the newest, so a retrained
+    checkpoint or a rerun replaces the old number on the page but not in the file.
+    Returns (rows in first-appearance order, number of superseded rows).
+    """
+    kept: dict[tuple, dict] = {}
+    for r in rows:
+        kept[(r["model"], r["suite"], r["threat"], round(float(r["eps"]), 9), _variant(r))] = r
+    return list(kept.values()), len(rows) - len(kept)
+
+
+def _is_clever(r):
+    return bool(r.get("clever"))
+
+
+def _is_corruption(r):
+    return r["threat"] == "corruptions"
+
+
+def _is_corrupted_adv(r):
+    return r["threat"] in ("linf", "l2") and bool(_variant(r)) and "/" in _variant(r)
+
+
+def _is_attack(r):
+    return (r.get("kind", "measured") == "measured" and r["threat"] in ("linf", "l2") and not _is_clever(r)
+            and not _variant(r) and r.get("robust_acc") is not None)
+
+
+def fgsm_alone(r: dict) -> float | None:
+    """Accuracy after FGSM alone: the first attack of a cascade is the only one whose acc_after is its own."""
+    atts = r.get("attacks") or []
+    if atts and "fgsm" in atts[0]["label"].lower():
+        return atts[0]["acc_after"]
+    return None
+
+
+def failing_checks(r: dict) -> list[tuple[str, str]]:
+    return [(k, c.get("detail", "")) for k, c in sorted((r.get("checks") or {}).items()) if c.get("status") == "fail"]
+
+
+def _rel(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return path.name
