@@ -26,7 +26,7 @@ from .plots import AT_MODEL, PLOT_PREFIXES, plot_clever, plot_corruptions, plot_
 from .rows import (DEFAULT_ROWS, LEADERBOARD_DIR, ROOT, _is_attack, check_append_only, failing_checks, fgsm_alone,
                    latest_rows, read_jsonl, validate_rows_file)
 from .sections import (clever_table, corrupted_adv_table, corruption_summary, corruption_table, paper_pivot_table,
-                       protocol, reference_picks, reference_table, results_table)
+                       protocol, reference_picks, reference_table, results_table, seed_corrupted_means)
 from .tables import Cell, Col, Table, num, pct, table_html, table_markdown
 
 __all__ = [
@@ -38,6 +38,6 @@ __all__ = [
     "failing_checks", "fgsm_alone", "find_chromium", "latest_rows", "load_claims", "match_claims", "model_cards",
     "num", "paper_pivot_table", "pct", "plot_clever", "plot_corruptions", "plot_robust_vs_eps", "protocol",
     "read_jsonl", "reference_picks", "reference_table", "render_html", "render_markdown", "results_table",
-    "run_chromium", "table_html", "table_markdown", "take_screenshot", "validate_rows_file",
+    "run_chromium", "seed_corrupted_means", "table_html", "table_markdown", "take_screenshot", "validate_rows_file",
     "_is_attack",  # private, but tests/test_leaderboard.py uses it as lb._is_attack
 ]

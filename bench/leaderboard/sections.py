@@ -71,16 +71,30 @@ def paper_pivot_table(rows: list[dict]) -> Table:
     return t
 
 
-def corrupted_adv_table(rows: list[dict]) -> Table:
+def seed_corrupted_means(claims: dict) -> dict[tuple[str, float], float]:
+    """(model, eps) → the seed's Table 1 mean accuracy in percent (``corrupted_adv_claims`` in seed_claims.json)."""
+    out = {}
+    for m in (claims.get("corrupted_adv_claims") or {}).get("means", []):
+        for eps, acc in zip(m["eps"], m["acc"]):
+            out[(m["model"], round(float(eps), 6))] = acc
+    return out
+
+
+def corrupted_adv_table(rows: list[dict], seed_means: dict[tuple[str, float], float] | None = None) -> Table:
+    seed_means = seed_means or {}
     t = Table("corrupted_adv", [Col("model"), Col("suite"), Col("variant"), Col("eps", True),
                                 Col("corrupted clean %", True), Col("FGSM alone %", True), Col("robust %", True),
+                                Col("seed Table 1 %", True, "the seed's mean over corruptions; its attack, steps and "
+                                    "severity are not stated (seed_claims.json)"),
                                 Col("n", True), Col("verdict")], default_sort=(6, "desc"))
     for r in rows:
         if not _variant(r).startswith("mean/"):
             continue  # per-corruption rows stay in rows.jsonl; the page shows the means over corruptions
+        seed = seed_means.get((r["model"], round(float(r["eps"]), 6)))
         t.add([Cell(r["model"]), Cell(r["suite_id"]), Cell(_variant(r)), Cell(r.get("eps_display") or f"{r['eps']:g}", r["eps"]),
-               pct(r["clean_acc"]), pct(fgsm_alone(r)), pct(r["robust_acc"]), Cell(str(r["n"]), r["n"]),
-               Cell(r.get("verdict", "unchecked"))], "suspect" if r.get("verdict") == "suspect" else "")
+               pct(r["clean_acc"]), pct(fgsm_alone(r)), pct(r["robust_acc"]), pct(None if seed is None else seed / 100),
+               Cell(str(r["n"]), r["n"]), Cell(r.get("verdict", "unchecked"))],
+              "suspect" if r.get("verdict") == "suspect" else "")
     return t
 
 
