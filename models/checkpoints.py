@@ -68,6 +68,9 @@ def save_weights(model: nn.Module, path: str | Path) -> str:
     os.close(fd)
     try:
         save_file(state, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -15,6 +15,17 @@ def test_roundtrip_with_matching_sha256(tmp_path, name):
     assert loaded.card.sha256 == sha
 
 
+def test_saved_checkpoint_is_readable_by_others_under_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        save_weights(create_model("baseline_cnn4", base=8), tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+
+
 def test_wrong_sha256_is_refused(tmp_path):
     model = create_model("baseline_cnn4", base=8)
     save_weights(model, tmp_path / "m.safetensors")
