@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from .data import ImageData
 from .records import make_row
-from .runner import EpsOutcome, _seed, check_model_output, model_fingerprint
+from .runner import EpsOutcome, _seed, check_model_output, defense_settings, model_fingerprint
 from .store import Store, run_key
 from .suites import Suite, register_suite_kind
 
@@ -187,7 +187,8 @@ def run_clever(model: nn.Module, suite: Suite, data: ImageData, *, model_name: s
     x_all, y_all = data.x.to(device), data.y.to(device)
     check_model_output(model, x_all, num_classes)
     key = run_key(kind="clever", model=model_fingerprint(model), suite=suite.sha256, data=data.sha256, n=len(data),
-                  seed=suite.seed, params=[asdict(p) for p in params], impl=impl, score_misclassified=score_wrong)
+                  seed=suite.seed, params=[asdict(p) for p in params], impl=impl, score_misclassified=score_wrong,
+                  **defense_settings(model))
     store = Store(store_root, model_name, key)
     store.write_meta({"model": model_name, "suite": suite.id, "data": data.source, "n": len(data), "kind": "clever"})
     with torch.no_grad():

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from .data import CACHE_DIR, ImageData, from_uint8
 from .records import make_row
-from .runner import EpsOutcome, check_model_output, model_fingerprint, run_suite
+from .runner import EpsOutcome, check_model_output, defense_settings, model_fingerprint, run_suite
 from .store import Store, run_key
 from .suites import Suite, register_suite_kind
 
@@ -584,10 +584,10 @@ def run_corruptions(model: nn.Module, suite: Suite, data: ImageData, *, model_na
     card = getattr(model, "card", None)
     num_classes = getattr(card, "num_classes", 10)
     model = model.to(device).eval()
-    check_model_output(model, data.x, num_classes)
+    check_model_output(model, data.x[:2].to(device), num_classes)  # the data stays on the CPU, batches move
     fp = model_fingerprint(model)
     key = run_key(kind="corruptions", model=fp, suite=suite.sha256, data=data.sha256, n=len(data), seed=suite.seed,
-                  source=source, generator=GENERATOR)
+                  source=source, generator=GENERATOR, **defense_settings(model))
     store = Store(store_root, model_name, key)
     store.write_meta({"model": model_name, "suite": suite.id, "data": data.source, "n": len(data),
                       "kind": "corruptions", "source": source})

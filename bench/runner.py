@@ -86,14 +86,19 @@ def _group(threat: Threat, eps: float) -> str:
 
 def suite_run_key(model: nn.Module, suite: Suite, data: ImageData) -> str:
     """The store key of a run: what determines its per-example outcomes (a shard elsewhere gets the same)."""
+    return run_key(model=model_fingerprint(model), suite=suite.sha256, threats=[(t.norm, t.eps) for t in suite.threats],
+                   data=data.sha256, n=len(data), seed=suite.seed, batch_size=suite.batch_size, **defense_settings(model))
+
+
+def defense_settings(model: nn.Module) -> dict:
+    """``{"defense": {name, settings}}`` for a defended model, else ``{}``: part of every store key.
+
+    A defense's settings live in code, not in the base's sha256, so a changed default must key a new run.
+    """
     from models.defenses.base import find_defense
 
-    parts = dict(model=model_fingerprint(model), suite=suite.sha256, threats=[(t.norm, t.eps) for t in suite.threats],
-                 data=data.sha256, n=len(data), seed=suite.seed, batch_size=suite.batch_size)
     defense = find_defense(model)
-    if defense is not None:  # its settings live in code, not in the base's sha256: a changed default is a new run
-        parts["defense"] = {"name": defense.name, **defense.cfg}
-    return run_key(**parts)
+    return {} if defense is None else {"defense": {"name": defense.name, **defense.cfg}}
 
 
 def split_batches(items: list[int], k: int) -> list[list[int]]:
