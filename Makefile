@@ -20,7 +20,7 @@ venv: .venv/.installed
 	touch $@
 
 bench: venv
-	$(PY) -m bench bench --model $(MODEL) --suite $(SUITE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --out $(OUT) $(ARGS)
+	$(PY) -m bench bench --model $(MODEL) --suite $(SUITE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --out '$(OUT)' $(ARGS)
 
 test: venv
 	$(PY) -m pytest -q
