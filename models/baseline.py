@@ -31,3 +31,12 @@ def baseline_cnn10(num_classes: int = 10, base: int = 16):
 def baseline_cnn10_at(num_classes: int = 10, base: int = 16):
     """baseline_cnn10 trained adversarially at Linf 8/255 (the seed's 'CNN + AT' row)."""
     return baseline_cnn(10, base, num_classes)
+
+
+@register_model(family="baseline_at", group="C1", depth=10, widths=schedule(10, 16)[0],
+                aliases=("baseline_pgd_at", "cnn_pgd_at"),
+                recipe=TrainRecipe(epochs=8, adv="pgd", adv_eps=8 / 255, adv_steps=7, lr=0.1),
+                paper="Madry et al. 2018 PGD adversarial training; seed 1 Table 4 'CNN + AT'")
+def baseline_cnn10_pgdat(num_classes: int = 10, base: int = 16):
+    """baseline_cnn10 trained with PGD-7 adversarial training at Linf 8/255 (Madry et al.'s recipe)."""
+    return baseline_cnn(10, base, num_classes)
