@@ -8,7 +8,7 @@ DATA_DIR ?= $(or $(SYMBENCH_DATA),$(wildcard ../shared/data))
 OUT     ?= leaderboard/v1/rows.jsonl
 ARGS    ?=
 
-.PHONY: bench test perf venv list leaderboard clean
+.PHONY: bench test perf gpu-check venv list leaderboard clean
 
 venv: .venv/.installed
 
@@ -27,6 +27,9 @@ test: venv
 
 perf: venv
 	$(PY) -m bench.perf $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+gpu-check: venv  ## on a GPU machine: CPU vs CUDA outcomes, GPU speed-up, one CUDA training epoch, perf on CUDA
+	$(PY) -m bench.perf.gpu_check $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 list: venv
 	$(PY) -m bench list
