@@ -79,16 +79,20 @@ def trained_models(pattern: str = "*") -> dict[str, str]:
 
 def refresh(*, executor="local", address=None, shards=None, models="*", suites=DEFAULT_SUITES,
             rows="leaderboard/v1/rows.jsonl", data_dir=None, store="results/store", device=None,
-            progress=True, dry_run=False) -> list[tuple[str, str, str]]:
-    """Plan, then (unless ``dry_run``) run every missing or stale pair and append its rows to ``rows``."""
+            progress=True, dry_run=False, n=None) -> list[tuple[str, str, str]]:
+    """Plan, then (unless ``dry_run``) run every missing or stale pair and append its rows to ``rows``.
+
+    ``n`` overrides every suite's example count (e.g. ``standard`` at n=200 on a CPU): rows are current
+    when they were run with that n, and new runs use it.
+    """
     from .executors import BenchJob, make_executor
     from .records import read_rows
     from .suites import load_suite
 
-    plan = plan_refresh(read_rows(rows), trained_models(models), {s: load_suite(s) for s in suites})
+    plan = plan_refresh(read_rows(rows), trained_models(models), {s: load_suite(s).with_overrides(n=n) for s in suites})
     if dry_run or not plan:
         return plan
-    kwargs = dict(data_dir=data_dir, out=rows, store=store, device=device, progress=progress)
+    kwargs = dict(data_dir=data_dir, out=rows, store=store, device=device, progress=progress, n=n)
     jobs = [BenchJob(m, s, dict(kwargs)) for m, s, _ in plan]
     for job, got in make_executor(executor, address=address, shards=shards).run(jobs):
         log.info("%s %s: %d row(s)", job.model_name, job.suite_name, len(got))
@@ -104,7 +108,7 @@ def _cmd_refresh(args) -> int:
     suites = [s for s in args.suites.split(",") if s]
     plan = refresh(executor=args.executor, address=args.address, shards=args.shards, models=args.models,
                    suites=suites, rows=args.rows, data_dir=args.data_dir, store=args.store, device=args.device,
-                   progress=not args.no_progress, dry_run=args.dry_run or args.plain)
+                   progress=not args.no_progress, dry_run=args.dry_run or args.plain, n=args.n)
     if args.plain:  # for scripts (examples/slurm/submit_all.sh): one "model suite" per line, nothing else
         print("\n".join(f"{model} {suite}" for model, suite, _ in plan))
         return 0
@@ -128,6 +132,7 @@ def add_refresh_command(lsub) -> None:
     s.add_argument("--models", default="*", help="shell pattern over registered model names (default *)")
     s.add_argument("--suites", default=",".join(DEFAULT_SUITES), help="comma-separated suites (default quick,paper)")
     s.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
+    s.add_argument("--n", type=int, help="examples per suite instead of each suite's n (rows must match it)")
     s.add_argument("--plain", action="store_true", help="implies --dry-run; print only MODEL SUITE lines, for scripts")
     s.add_argument("--rows", default="leaderboard/v1/rows.jsonl", help="rows file to check and append to")
     s.add_argument("--data-dir", help="CIFAR-10 directory ($SYMBENCH_DATA)")

@@ -101,6 +101,15 @@ def test_refresh_plans_missing_and_stale_pairs(suite_path):
     assert "0.05" in reasons["d"] and reasons["e"] == "missing"
 
 
+def test_refresh_with_another_n_wants_rows_of_that_n(suite_path):
+    suite = load_suite(suite_path)
+    rows = [_row("a", "det", 0.02, suite.sha256, "A1"), _row("a", "det", 0.05, suite.sha256, "A1")]
+    assert plan_refresh(rows, {"a": "A1"}, {"det": suite}) == []
+    small = suite.with_overrides(n=suite.n // 2)  # what `refresh --n` plans with
+    [(_, _, why)] = plan_refresh(rows, {"a": "A1"}, {"det": small})
+    assert f"n={suite.n // 2}" in why
+
+
 def test_refresh_dry_run_lists_without_running(tmp_path, capsys):
     from bench.cli import main
     from bench.refresh import trained_models
