@@ -26,12 +26,14 @@ import hashlib
 import io
 import logging
 import os
+import time
 import warnings
 from dataclasses import replace
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -611,34 +613,48 @@ def run_corruptions(model: nn.Module, suite: Suite, data: ImageData, *, model_na
         cdata = corrupted(data, c, s, **opts)
         rec = store.get(f"{c}_{s}", 0)
         if rec is None or rec.get("data_sha256") != cdata.sha256:
-            rec = {"correct": (predict(cdata.x) == cdata.y).tolist(), "data_sha256": cdata.sha256}
+            t0 = time.perf_counter()
+            correct = (predict(cdata.x) == cdata.y).tolist()
+            rec = {"correct": correct, "data_sha256": cdata.sha256, "n_forward": len(correct),
+                   "seconds": time.perf_counter() - t0}  # the model's cost; generating the images is not counted
             store.put(f"{c}_{s}", 0, rec)
         ok = torch.tensor(rec["correct"], dtype=torch.bool)
-        per_name.setdefault(c, []).append((ok, cdata))
-        rows.append(_corruption_row(model_name, card, fp, suite, clean, [ok], cdata, device, key,
+        part = _Part(ok, cdata, rec.get("n_forward", 0), rec.get("seconds", 0.0))
+        per_name.setdefault(c, []).append(part)
+        rows.append(_corruption_row(model_name, card, fp, suite, clean, [part], cdata, device, key,
                                     f"{c}/{s}", c, s, len(data)))
     family = _family_source(source, suite, found)
     for c, parts in per_name.items():
-        rows.append(_corruption_row(model_name, card, fp, suite, clean, [p[0] for p in parts],
-                                    _combined([p[1] for p in parts], family), device, key, f"{c}/mean", c, None,
+        rows.append(_corruption_row(model_name, card, fp, suite, clean, parts,
+                                    _combined([p.data for p in parts], family), device, key, f"{c}/mean", c, None,
                                     len(data)))
     groups = [("mean/all", names)]
     if set(COMMON) <= set(names):
         groups.append(("mean/common15", COMMON))
     for variant, group in groups:
         parts = [p for c in group for p in per_name[c]]
-        rows.append(_corruption_row(model_name, card, fp, suite, clean, [p[0] for p in parts],
-                                    _combined([p[1] for p in parts], family), device, key, variant, None, None,
+        rows.append(_corruption_row(model_name, card, fp, suite, clean, parts,
+                                    _combined([p.data for p in parts], family), device, key, variant, None, None,
                                     len(data), corruptions=list(group)))
     log.info("%s: mean corruption accuracy %.4f over %d corruption(s) x %d severities (clean %.4f; %s)", model_name,
              rows[-len(groups)]["robust_acc"], len(names), len(sevs), clean.float().mean().item(), family)
     return rows
 
 
-def _corruption_row(model_name, card, fp, suite, clean, oks, cdata, device, key, variant, corruption, severity, n,
+class _Part(NamedTuple):
+    """One (corruption, severity): per-example correctness, its images, and what predicting them cost."""
+
+    ok: torch.Tensor
+    data: ImageData
+    n_forward: int
+    seconds: float
+
+
+def _corruption_row(model_name, card, fp, suite, clean, parts, cdata, device, key, variant, corruption, severity, n,
                     corruptions=None) -> dict:
-    robust = torch.cat(oks)
-    outcome = EpsOutcome("corruptions", 0.0, clean.repeat(len(oks)), robust, {})
+    robust = torch.cat([p.ok for p in parts])
+    outcome = EpsOutcome("corruptions", 0.0, clean.repeat(len(parts)), robust, {},
+                         n_forward=sum(p.n_forward for p in parts), seconds=sum(p.seconds for p in parts))
     extra = {"variant": variant, "n": n, "n_evaluated": len(robust), "corruption": corruption, "severity": severity,
              "corruption_acc": robust.float().mean().item(), "clean_acc": clean.float().mean().item(),
              "robust_acc_is": "accuracy on the corrupted images (no attack)"}

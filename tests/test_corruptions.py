@@ -135,12 +135,19 @@ def test_corruptions_suite_rows(small, tmp_path):
         validate_row(r)
         assert r["threat"] == "corruptions" and r["n"] == 12 and r["clean_acc"] == 1.0
         assert r["data_source"].startswith("generated:imagecorruptions")
+        pairs = 1 if "/" in r["variant"] and r["variant"][-1].isdigit() else (2 if r["corruption"] else 4)
+        assert r["n_forward"] == 12 * pairs  # provenance: what the row cost
+    secs = {r["variant"]: r["wall_seconds"] for r in rows}
+    assert secs["mean/all"] == pytest.approx(sum(secs[v] for v in variants[:4]), abs=0.003)
+    stored = [json.loads(f.read_text()) for f in (tmp_path / "store").rglob("b*.json")]
+    assert sum("seconds" in rec for rec in stored) == 4 and all(rec["seconds"] > 0 for rec in stored if "seconds" in rec)
     per = {r["variant"]: r["robust_acc"] for r in rows}
     assert per["contrast/mean"] == pytest.approx((per["contrast/1"] + per["contrast/5"]) / 2)
     assert per["mean/all"] == pytest.approx(np.mean([per[v] for v in variants[:4]]))
     again = C.run_corruptions(model, suite, data, model_name="small", store_root=str(tmp_path / "store"),
                               progress=False)
     assert [r["robust_acc"] for r in again] == [r["robust_acc"] for r in rows]
+    assert [r["n_forward"] for r in again] == [r["n_forward"] for r in rows]  # resumed rows keep their cost
 
 
 def test_corrupted_adv_suite_rows(small, tmp_path):
