@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import json
 import platform
 import subprocess
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -102,14 +104,36 @@ def read_rows(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+@contextmanager
+def rows_lock(path: Path):
+    """Exclusive ``flock`` on ``<rows>.lock`` around a read-modify-write of the rows file.
+
+    Atomic replacement alone loses rows when two writers (parallel merges, two ``symbench bench`` runs)
+    read the same old file and each replace it with its own additions.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def append_rows(path: str | Path, rows: list[dict]) -> int:
     """Validate every row, then append the ones not already recorded; returns how many were added.
 
-    All-or-nothing: an invalid row means nothing is written. The file is rewritten atomically.
+    All-or-nothing: an invalid row means nothing is written. The file is rewritten atomically, under a
+    lock, so concurrent writers each add their rows.
     """
     for r in rows:
         validate_row(r)
     path = Path(path)
+    with rows_lock(path):
+        return _append_unlocked(path, rows)
+
+
+def _append_unlocked(path: Path, rows: list[dict]) -> int:
     existing = read_rows(path)
     seen = {row_key(r) for r in existing}
     new = []

@@ -129,6 +129,23 @@ def fake_row(model, suite="paper", eps=8 / 255, clean=0.8, robust=0.3, fgsm=0.5,
     return row
 
 
+def test_append_waits_for_another_writer_and_keeps_both_rows(tmp_path):
+    """Two writers at once: the second blocks on the lock, then adds its row to the first one's file."""
+    import threading
+
+    from bench.records import append_rows, read_rows, rows_lock
+
+    path = tmp_path / "rows.jsonl"
+    done = threading.Event()
+    with rows_lock(path):  # another writer is mid read-modify-write
+        t = threading.Thread(target=lambda: (append_rows(path, [fake_row("b")]), done.set()))
+        t.start()
+        assert not done.wait(0.5), "append_rows wrote while another writer held the lock"
+        path.write_text(json.dumps(fake_row("a")) + "\n")  # what the other writer leaves
+    t.join(10)
+    assert [r["model"] for r in read_rows(path)] == ["a", "b"]
+
+
 def synthetic_rows() -> list[dict]:
     rows = []
     for model, base in [("equivariant4", 0.2), ("equivariant10", 0.25), ("baseline_cnn4", 0.1), ("baseline_cnn10_at", 0.45)]:
