@@ -8,7 +8,7 @@ DATA_DIR ?= $(or $(SYMBENCH_DATA),$(wildcard ../shared/data))
 OUT     ?= leaderboard/v1/rows.jsonl
 ARGS    ?=
 
-.PHONY: bench test perf gpu-check venv list leaderboard clean
+.PHONY: bench test perf gpu-check device-bundle venv list leaderboard clean
 
 venv: .venv/.installed
 
@@ -30,6 +30,9 @@ perf: venv
 
 gpu-check: venv  ## on a GPU machine: CPU vs CUDA outcomes, GPU speed-up, one CUDA training epoch, perf on CUDA
 	$(PY) -m bench.perf.gpu_check $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+device-bundle: venv  ## here: toolkits + a CIFAR-10 subset for a bare GPU machine (bench/perf/device_check.sh runs there)
+	$(PY) -m bench.perf.device_bundle $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 list: venv
 	$(PY) -m bench list
