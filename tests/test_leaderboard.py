@@ -293,3 +293,16 @@ def test_page_renders_and_sorts_in_chromium(built, chromium, tmp_path):
     assert sum('class="row suspect"' in tr for tr in trs) == 1
     shot = lb.take_screenshot(d / "index.html", tmp_path / "page.png", size=(1200, 900))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_every_line_of_a_depth_plot_has_its_own_style():
+    """The 10-layer plot once drew baseline_cnn10, baseline_cnn10_pgdat and weighted_rotscale10 all in grey."""
+    from bench.leaderboard.plots import _line_styles, _plt
+    from models import get_card, list_models
+
+    for depth in (4, 10):
+        shown = [m for m in list_models() if get_card(m).depth == depth]
+        shown += [m for m in ("baseline_cnn10_at", "baseline_cnn10_pgdat") if m not in shown]
+        styles = _line_styles(shown, _plt())
+        looks = {(str(s["color"]), str(s.get("ls", "-"))) for s in styles.values()}
+        assert len(looks) == len(shown), styles

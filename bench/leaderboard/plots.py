@@ -10,7 +10,12 @@ from .sections import corruption_summary, reference_picks
 
 log = logging.getLogger("symbench.leaderboard")
 
+# The adversarially trained references, drawn in black on every depth's plot; plain baselines are grey,
+# and the symmetry-aware models take the other colours (tab10 without its grey), so no two lines match.
+AT_STYLES = {"baseline_cnn10_at": dict(color="black", ls="--", lw=1.6),
+             "baseline_cnn10_pgdat": dict(color="black", ls="-.", lw=1.6)}
 AT_MODEL = "baseline_cnn10_at"
+BASELINE_STYLE = dict(color="0.45", lw=1.6)
 PLOT_PREFIXES = ("robust_vs_eps_", "clever", "corruptions")
 
 
@@ -30,6 +35,21 @@ def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def _line_styles(models: list[str], plt) -> dict[str, dict]:
+    """A distinct line style per model: AT references black, plain baselines grey, the rest in colour."""
+    colors = [c for c in plt.get_cmap("tab10").colors if len(set(c)) > 1]  # tab10 minus its grey
+    out, n_other = {}, 0
+    for m in models:
+        if m in AT_STYLES:
+            out[m] = dict(AT_STYLES[m])
+        elif m.startswith("baseline"):
+            out[m] = dict(BASELINE_STYLE)
+        else:
+            out[m] = dict(color=colors[n_other % len(colors)], lw=1.4)
+            n_other += 1
+    return out
 
 
 def plot_robust_vs_eps(rows: list[dict], refs: list[dict], claims: dict, cards: dict, out_dir: Path) -> list[Path]:
@@ -60,14 +80,12 @@ def plot_robust_vs_eps(rows: list[dict], refs: list[dict], claims: dict, cards: 
         return (item[0] == "other", int(item[0].removesuffix("layer")) if item[0] != "other" else 0)
 
     for gname, models in sorted(groups.items(), key=depth_order):
-        shown = list(models) + ([AT_MODEL] if AT_MODEL in by_model and AT_MODEL not in models else [])
+        shown = list(models) + [m for m in AT_STYLES if m in by_model and m not in models]
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-        for i, m in enumerate(shown):
+        styles = _line_styles(shown, plt)
+        for m in shown:
             rs = sorted(by_model[m], key=lambda r: r["eps"])
-            style = dict(color="black", ls="--", lw=1.6) if m == AT_MODEL else dict(color=colors[i % len(colors)], lw=1.4)
-            if m.startswith("baseline") and m != AT_MODEL:
-                style = dict(color="0.45", lw=1.6)
+            style = styles[m]
             eps = [r["eps"] for r in rs]
             f = [fgsm_alone(r) for r in rs]
             if any(v is not None for v in f):
