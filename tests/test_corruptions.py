@@ -135,7 +135,7 @@ def test_corruptions_suite_rows(small, tmp_path):
         validate_row(r)
         assert r["threat"] == "corruptions" and r["n"] == 12 and r["clean_acc"] == 1.0
         assert r["data_source"].startswith("generated:imagecorruptions")
-        pairs = 1 if "/" in r["variant"] and r["variant"][-1].isdigit() else (2 if r["corruption"] else 4)
+        pairs = 1 if r["severity"] else 2 if r["corruption"] else 4  # one pair, a corruption's 2, all 4
         assert r["n_forward"] == 12 * pairs  # provenance: what the row cost
     secs = {r["variant"]: r["wall_seconds"] for r in rows}
     assert secs["mean/all"] == pytest.approx(sum(secs[v] for v in variants[:4]), abs=0.003)

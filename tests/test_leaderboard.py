@@ -297,12 +297,16 @@ def test_page_renders_and_sorts_in_chromium(built, chromium, tmp_path):
 
 def test_every_line_of_a_depth_plot_has_its_own_style():
     """The 10-layer plot once drew baseline_cnn10, baseline_cnn10_pgdat and weighted_rotscale10 all in grey."""
+    from bench.leaderboard import model_cards
     from bench.leaderboard.plots import _line_styles, _plt
-    from models import get_card, list_models
+    from models import list_models
 
+    cards = model_cards(list_models())
+    at = [m for m, c in cards.items() if c["adversarially_trained"]]
+    assert {"baseline_cnn10_at", "baseline_cnn10_pgdat"} <= set(at)  # read from the recipes, not a name list
     for depth in (4, 10):
-        shown = [m for m in list_models() if get_card(m).depth == depth]
-        shown += [m for m in ("baseline_cnn10_at", "baseline_cnn10_pgdat") if m not in shown]
-        styles = _line_styles(shown, _plt())
+        shown = [m for m, c in cards.items() if c["depth"] == depth or m in at]
+        styles = _line_styles(shown, cards, _plt())
         looks = {(str(s["color"]), str(s.get("ls", "-"))) for s in styles.values()}
         assert len(looks) == len(shown), styles
+        assert all(styles[m]["color"] == "black" for m in at)

@@ -22,7 +22,7 @@ from .cards import cards_table, model_cards
 from .claims import CLAIMS_PATH, EPS_TOL, ClaimMatch, claims_sentence, claims_table, load_claims, match_claims
 from .commands import add_leaderboard_commands
 from .page import CSS, HEADER_NOTE, JS, BuildResult, Page, build, collect, render_html, render_markdown
-from .plots import AT_MODEL, PLOT_PREFIXES, plot_clever, plot_corruptions, plot_robust_vs_eps
+from .plots import PLOT_PREFIXES, plot_clever, plot_corruptions, plot_robust_vs_eps
 from .rows import (DEFAULT_ROWS, LEADERBOARD_DIR, ROOT, _is_attack, check_append_only, failing_checks, fgsm_alone,
                    latest_rows, read_jsonl, validate_rows_file)
 from .sections import (clever_table, corrupted_adv_table, corruption_summary, corruption_table, paper_pivot_table,
@@ -30,7 +30,7 @@ from .sections import (clever_table, corrupted_adv_table, corruption_summary, co
 from .tables import Cell, Col, Table, num, pct, table_html, table_markdown
 
 __all__ = [
-    "AT_MODEL", "CHROMIUM_FLAGS", "CLAIMS_PATH", "CSS", "DEFAULT_ROWS", "EPS_TOL", "HEADER_NOTE", "JS",
+    "CHROMIUM_FLAGS", "CLAIMS_PATH", "CSS", "DEFAULT_ROWS", "EPS_TOL", "HEADER_NOTE", "JS",
     "LEADERBOARD_DIR", "PLOT_PREFIXES", "ROOT",
     "BuildResult", "Cell", "ClaimMatch", "Col", "Page", "Table",
     "add_leaderboard_commands", "build", "cards_table", "check_append_only", "claims_sentence", "claims_table",

@@ -37,7 +37,8 @@ def model_cards(names: list[str]) -> dict[str, dict]:
         if getattr(c, "n_forward_passes", 1) != 1:
             flags.append(f"{c.n_forward_passes} forward passes")
         out[n] = {"family": c.family, "group": c.group, "depth": c.depth, "description": c.description,
-                  "paper": c.paper, "source": c.source, "training": training, "flags": ", ".join(flags)}
+                  "paper": c.paper, "source": c.source, "training": training, "flags": ", ".join(flags),
+                  "adversarially_trained": bool(rec is not None and rec.adv)}
     return out
 
 

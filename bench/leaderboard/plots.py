@@ -10,11 +10,10 @@ from .sections import corruption_summary, reference_picks
 
 log = logging.getLogger("symbench.leaderboard")
 
-# The adversarially trained references, drawn in black on every depth's plot; plain baselines are grey,
-# and the symmetry-aware models take the other colours (tab10 without its grey), so no two lines match.
-AT_STYLES = {"baseline_cnn10_at": dict(color="black", ls="--", lw=1.6),
-             "baseline_cnn10_pgdat": dict(color="black", ls="-.", lw=1.6)}
-AT_MODEL = "baseline_cnn10_at"
+# Adversarially trained models (their card's recipe has `adv`) are black references on every depth's
+# plot, told apart by dash; plain baselines are grey; the symmetry-aware models take the other colours
+# (tab10 without its grey), so no two lines match.
+AT_DASHES = ("--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))
 BASELINE_STYLE = dict(color="0.45", lw=1.6)
 PLOT_PREFIXES = ("robust_vs_eps_", "clever", "corruptions")
 
@@ -37,14 +36,19 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def _line_styles(models: list[str], plt) -> dict[str, dict]:
+def _is_at(name: str, cards: dict) -> bool:
+    return bool((cards.get(name) or {}).get("adversarially_trained"))
+
+
+def _line_styles(models: list[str], cards: dict, plt) -> dict[str, dict]:
     """A distinct line style per model: AT references black, plain baselines grey, the rest in colour."""
     colors = [c for c in plt.get_cmap("tab10").colors if len(set(c)) > 1]  # tab10 minus its grey
-    out, n_other = {}, 0
+    out, n_at, n_other = {}, 0, 0
     for m in models:
-        if m in AT_STYLES:
-            out[m] = dict(AT_STYLES[m])
-        elif m.startswith("baseline"):
+        if _is_at(m, cards):
+            out[m] = dict(color="black", ls=AT_DASHES[n_at % len(AT_DASHES)], lw=1.6)
+            n_at += 1
+        elif (cards.get(m) or {}).get("family") == "baseline":
             out[m] = dict(BASELINE_STYLE)
         else:
             out[m] = dict(color=colors[n_other % len(colors)], lw=1.4)
@@ -80,9 +84,9 @@ def plot_robust_vs_eps(rows: list[dict], refs: list[dict], claims: dict, cards: 
         return (item[0] == "other", int(item[0].removesuffix("layer")) if item[0] != "other" else 0)
 
     for gname, models in sorted(groups.items(), key=depth_order):
-        shown = list(models) + [m for m in AT_STYLES if m in by_model and m not in models]
+        shown = list(models) + [m for m in sorted(by_model) if _is_at(m, cards) and m not in models]
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-        styles = _line_styles(shown, plt)
+        styles = _line_styles(shown, cards, plt)
         for m in shown:
             rs = sorted(by_model[m], key=lambda r: r["eps"])
             style = styles[m]
@@ -157,8 +161,8 @@ def plot_corruptions(rows: list[dict], out_dir: Path) -> list[Path]:
     plt = _plt()
     models = sorted(acc, key=lambda m: (-acc[m].get("mean/all", float("-inf")), m))
     cols = ["clean"] + names + ["mean/all"]
-    grid = [[100 * (clean.get(m) if c == "clean" else acc[m].get(c, float("nan"))) if (c != "clean" or m in clean)
-             else float("nan") for c in cols] for m in models]
+    grid = [[100 * (clean if c == "clean" else acc[m]).get(m if c == "clean" else c, float("nan")) for c in cols]
+            for m in models]
     fig, ax = plt.subplots(figsize=(0.5 * len(cols) + 3, 0.32 * len(models) + 1.6))
     im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100, aspect="auto")
     for i, line in enumerate(grid):
