@@ -94,3 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             ValueError, FileNotFoundError, MemoryError) as err:
         print(f"symbench: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the store keeps every finished batch; a traceback would only hide that
+        where = f" in {args.store}" if getattr(args, "store", None) else ""
+        print(f"symbench: interrupted; finished work is kept{where}: run the same command again to resume",
+              file=sys.stderr)
+        return 130

@@ -114,6 +114,22 @@ def test_out_of_device_memory_names_the_batch_and_the_fix(tiny_model, tiny_data,
     assert not (tmp_path / "rows.jsonl").exists()
 
 
+def test_ctrl_c_says_how_to_resume_instead_of_a_traceback(monkeypatch, tmp_path, capsys):
+    import bench.commands as commands
+    from bench.cli import main
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "bench", interrupted)
+    try:
+        rc = main(["bench", "--model", "baseline_cnn4", "--store", str(tmp_path / "s"), "--out", ""])
+    except KeyboardInterrupt:  # escaping here would stop the whole pytest session, not fail this test
+        pytest.fail("Ctrl-C escaped the CLI as a traceback")
+    err = capsys.readouterr().err
+    assert rc == 130 and "run the same command again to resume" in err and str(tmp_path / "s") in err
+
+
 @pytest.mark.parametrize("argv,match", [
     (["--model", "nosuchmodel"], "unknown model"),
     (["--model", "baseline_cnn4", "--suite", "nosuchsuite"], "unknown suite"),
