@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .layers import ConvBlock
 from .net import SeedNet, schedule
-from .registry import TrainRecipe, register_model
+from .registry import PGD_AT, TrainRecipe, register_model
 
 
 def baseline_cnn(depth: int, base: int, num_classes: int = 10) -> SeedNet:
@@ -35,8 +35,15 @@ def baseline_cnn10_at(num_classes: int = 10, base: int = 16):
 
 @register_model(family="baseline_at", group="C1", depth=10, widths=schedule(10, 16)[0],
                 aliases=("baseline_pgd_at", "cnn_pgd_at"),
-                recipe=TrainRecipe(epochs=8, adv="pgd", adv_eps=8 / 255, adv_steps=7, lr=0.1),
+                recipe=PGD_AT,
                 paper="Madry et al. 2018 PGD adversarial training; seed 1 Table 4 'CNN + AT'")
 def baseline_cnn10_pgdat(num_classes: int = 10, base: int = 16):
     """baseline_cnn10 trained with PGD-7 adversarial training at Linf 8/255 (Madry et al.'s recipe)."""
+    return baseline_cnn(10, base, num_classes)
+
+
+@register_model(family="baseline_at", group="C1", depth=10, widths=schedule(10, 7)[0], recipe=PGD_AT,
+                paper="Madry et al. 2018 PGD adversarial training; parameter-matched to equivariant10_pgdat")
+def baseline_cnn10_narrow_pgdat(num_classes: int = 10, base: int = 7):
+    """baseline_cnn10 at 7/16 width (114k params, 1.15x equivariant10's 99k), PGD-7 AT at Linf 8/255."""
     return baseline_cnn(10, base, num_classes)

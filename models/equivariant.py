@@ -6,7 +6,7 @@ from torch import nn
 from .layers import P4Block, P4Lift, global_max_pool, group_max_pool
 from .layers.blocks import Normalize
 from .net import schedule
-from .registry import CIFAR10_MEAN, CIFAR10_STD, TrainRecipe, register_model
+from .registry import CIFAR10_MEAN, CIFAR10_STD, PGD_AT, TrainRecipe, register_model
 
 
 class GroupMaxPool(nn.Module):
@@ -55,4 +55,11 @@ def equivariant4(num_classes: int = 10, base: int = 32):
                 recipe=TrainRecipe(epochs=8), paper="seed 1 appendix D, Tables 2 and 4")
 def equivariant10(num_classes: int = 10, base: int = 16):
     """Fully P4-equivariant 10-layer G-CNN."""
+    return EquivariantGCNN(*_fields(10, base), num_classes=num_classes)
+
+
+@register_model(family="equivariant_at", group="C4", depth=10, widths=schedule(10, 16)[0], recipe=PGD_AT,
+                paper="seed 1 appendix D with Madry et al. PGD-7 adversarial training")
+def equivariant10_pgdat(num_classes: int = 10, base: int = 16):
+    """equivariant10 trained with baseline_cnn10_pgdat's PGD-7 recipe (Linf 8/255)."""
     return EquivariantGCNN(*_fields(10, base), num_classes=num_classes)

@@ -5,7 +5,7 @@ from torch import nn
 
 from .layers import ConvBlock, P4Lift, ScaleConv
 from .net import SeedNet, schedule
-from .registry import TrainRecipe, register_model
+from .registry import PGD_AT, TrainRecipe, register_model
 
 
 def cascaded_gcnn(depth: int, base: int, num_classes: int = 10) -> SeedNet:
@@ -27,4 +27,11 @@ def cascaded4(num_classes: int = 10, base: int = 32):
                 recipe=TrainRecipe(epochs=8), paper="seed 1 §6.1 / appendix C.4")
 def cascaded10(num_classes: int = 10, base: int = 16):
     """Cascaded GCNN, 10 layers: the first three are standard → P4 → multi-scale."""
+    return cascaded_gcnn(10, base, num_classes)
+
+
+@register_model(family="cascaded_at", group="C1", depth=10, widths=schedule(10, 16)[0], recipe=PGD_AT,
+                paper="seed 1 §6.1 with Madry et al. PGD-7 adversarial training")
+def cascaded10_pgdat(num_classes: int = 10, base: int = 16):
+    """cascaded10 trained with baseline_cnn10_pgdat's PGD-7 recipe (Linf 8/255)."""
     return cascaded_gcnn(10, base, num_classes)

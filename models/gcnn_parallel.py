@@ -6,7 +6,7 @@ from torch import nn
 
 from .layers import ConvBlock, P4Lift, ScaleConv
 from .net import SeedNet, schedule
-from .registry import TrainRecipe, register_model
+from .registry import PGD_AT, TrainRecipe, register_model
 
 
 class ParallelStem(nn.Module):
@@ -54,22 +54,25 @@ def parallel_gcnn(depth: int, base: int, branches: tuple[str, ...], fusion: str,
     return SeedNet(stem, stem.out_channels, widths[1:], pools[1:], num_classes)
 
 
-def _register_parallel(name, depth, base, branches, fusion, aliases=(), epochs=6):
+def _register_parallel(name, depth, base, branches, fusion, aliases=(), epochs=6, recipe=None):
     group = "C4-branch" if "rot" in branches else "C1"
+    at = recipe is not None and recipe.adv
 
-    @register_model(name, family=name.rstrip("0123456789"), group=group, depth=depth,
-                    widths=schedule(depth, base)[0], aliases=aliases, recipe=TrainRecipe(epochs=epochs),
-                    paper="seed 1 §6.1 / appendix C.3")
     def factory(num_classes: int = 10, base: int = base):
         return parallel_gcnn(depth, base, branches, fusion, num_classes)
 
     factory.__doc__ = (f"Parallel GCNN, {depth} layers: branches {'+'.join(branches)} in the first layer, "
-                       f"{fusion} fusion.")
+                       f"{fusion} fusion" + (", PGD-7 adversarially trained (Linf 8/255)." if at else "."))
+    register_model(name, family=name.removesuffix("_pgdat").rstrip("0123456789") + ("_at" if at else ""),
+                   group=group, depth=depth, widths=schedule(depth, base)[0], aliases=aliases,
+                   recipe=recipe or TrainRecipe(epochs=epochs),
+                   paper="seed 1 §6.1 / appendix C.3" + (" with Madry et al. PGD-7 adversarial training" if at else ""))(factory)
     return factory
 
 
 parallel_rot4 = _register_parallel("parallel_rot4", 4, 32, ("standard", "rot"), "concat", ("parallel", "parallel_rot"))
 parallel_rot10 = _register_parallel("parallel_rot10", 10, 16, ("standard", "rot"), "concat", epochs=8)
+parallel_rot10_pgdat = _register_parallel("parallel_rot10_pgdat", 10, 16, ("standard", "rot"), "concat", recipe=PGD_AT)
 parallel_rotscale4 = _register_parallel("parallel_rotscale4", 4, 32, ("standard", "rot", "scale"), "concat",
                                         ("parallel_rotscale",))
 parallel_rotscale10 = _register_parallel("parallel_rotscale10", 10, 16, ("standard", "rot", "scale"), "concat", epochs=8)

@@ -48,6 +48,10 @@ class TrainRecipe:
     threads: int = 2
 
 
+# baseline_cnn10_pgdat's recipe (Madry et al. PGD-7 at Linf 8/255, 8 epochs); every *_pgdat model shares it
+PGD_AT = TrainRecipe(epochs=8, adv="pgd", adv_eps=8 / 255, adv_steps=7, lr=0.1)
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """Everything a result needs to cite a model.
