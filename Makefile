@@ -20,25 +20,25 @@ venv: .venv/.installed
 	touch $@
 
 bench: venv
-	$(PY) -m bench bench --model $(MODEL) --suite $(SUITE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --out '$(OUT)' $(ARGS)
+	$(PY) -m symbench bench --model $(MODEL) --suite $(SUITE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --out '$(OUT)' $(ARGS)
 
 test: venv
 	$(PY) -m pytest -q
 
 perf: venv
-	$(PY) -m bench.perf $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(PY) -m symbench.bench.perf $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 gpu-check: venv  ## on a GPU machine: CPU vs CUDA outcomes, GPU speed-up, one CUDA training epoch, perf on CUDA
-	$(PY) -m bench.perf.gpu_check $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(PY) -m symbench.bench.perf.gpu_check $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 device-bundle: venv  ## here: toolkits + a CIFAR-10 subset for a bare GPU machine (bench/perf/device_check.sh runs there)
-	$(PY) -m bench.perf.device_bundle $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(PY) -m symbench.bench.perf.device_bundle $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 list: venv
-	$(PY) -m bench list
+	$(PY) -m symbench list
 
 leaderboard: venv
-	$(PY) -m bench leaderboard build
+	$(PY) -m symbench leaderboard build
 
 clean:
 	rm -rf results .pytest_cache

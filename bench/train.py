@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from models.checkpoints import save_weights
-from models.registry import CHECKPOINT_DIR, TrainRecipe, create_model, get_card, resolve_name
+from symbench.models.checkpoints import save_weights
+from symbench.models.registry import CHECKPOINT_DIR, TrainRecipe, create_model, get_card, resolve_name
 
-from .data import ImageData, load_cifar10
+from symbench.bench.data import ImageData, load_cifar10
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def train(name: str, *, data_dir=None, out_dir: Path | None = None, resume: bool
     # PGD early stopping looks at training images only (the last 500), never at the test set
     holdout = ImageData(train_data.x[-500:], train_data.y[-500:], train_data.source, "", "train")
 
-    from .commands import default_device
+    from symbench.bench.run.evaluate import default_device
 
     dev = default_device(device)
     model = create_model(name, **(model_kwargs or {})).to(dev)
@@ -220,7 +220,7 @@ def train(name: str, *, data_dir=None, out_dir: Path | None = None, resume: bool
     model.eval()
     if recipe.adv and meta.get("best_epoch", recipe.epochs) != recipe.epochs:
         log.warning("%s: PGD accuracy peaked at epoch %d; keeping that epoch's weights", name, meta["best_epoch"])
-        from models.checkpoints import load_weights
+        from symbench.models.checkpoints import load_weights
         load_weights(model, state_dir / "best.safetensors", None)
     ckpt = out_dir / f"{name}.safetensors"
     sha = save_weights(model, ckpt)

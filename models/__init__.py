@@ -1,8 +1,8 @@
 """symbench models: the registry and the seed-1 families (registered on import)."""
-from .registry import (ModelCard, TrainRecipe, UnknownModelError, create_model, get_card, list_models,
+from symbench.models.registry import (ModelCard, TrainRecipe, UnknownModelError, create_model, get_card, list_models,
                        register_model, registered_factories, resolve_name)
-from .checkpoints import CheckpointError
-from . import baseline, equivariant, gcnn_cascaded, gcnn_parallel  # noqa: F401,E402  (registration)
+from symbench.models.checkpoints import CheckpointError
+from symbench.models import baseline, equivariant, gcnn_cascaded, gcnn_parallel  # noqa: F401,E402  (registration)
 
 __all__ = ["ModelCard", "TrainRecipe", "UnknownModelError", "CheckpointError", "create_model", "get_card",
            "list_models", "register_model", "registered_factories", "resolve_name"]

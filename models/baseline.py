@@ -1,9 +1,9 @@
 """Baseline CNNs (seed 1 §6.1): 4 or 10 plain conv layers; also the adversarially trained 10-layer one."""
 from __future__ import annotations
 
-from .layers import ConvBlock
-from .net import SeedNet, schedule
-from .registry import PGD_AT, TrainRecipe, register_model
+from symbench.models.layers import ConvBlock
+from symbench.models.net import SeedNet, schedule
+from symbench.models.registry import PGD_AT, TrainRecipe, register_model
 
 
 def baseline_cnn(depth: int, base: int, num_classes: int = 10) -> SeedNet:

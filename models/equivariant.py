@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from .layers import P4Block, P4Lift, global_max_pool, group_max_pool
-from .layers.blocks import Normalize
-from .net import schedule
-from .registry import CIFAR10_MEAN, CIFAR10_STD, PGD_AT, TrainRecipe, register_model
+from symbench.models.layers import P4Block, P4Lift, global_max_pool, group_max_pool
+from symbench.models.layers.blocks import Normalize
+from symbench.models.net import schedule
+from symbench.models.registry import CIFAR10_MEAN, CIFAR10_STD, PGD_AT, TrainRecipe, register_model
 
 
 class GroupMaxPool(nn.Module):

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from .layers import ConvBlock, P4Lift, ScaleConv
-from .net import SeedNet, schedule
-from .registry import PGD_AT, TrainRecipe, register_model
+from symbench.models.layers import ConvBlock, P4Lift, ScaleConv
+from symbench.models.net import SeedNet, schedule
+from symbench.models.registry import PGD_AT, TrainRecipe, register_model
 
 
 def cascaded_gcnn(depth: int, base: int, num_classes: int = 10) -> SeedNet:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import ConvBlock, P4Lift, ScaleConv
-from .net import SeedNet, schedule
-from .registry import PGD_AT, TrainRecipe, register_model
+from symbench.models.layers import ConvBlock, P4Lift, ScaleConv
+from symbench.models.net import SeedNet, schedule
+from symbench.models.registry import PGD_AT, TrainRecipe, register_model
 
 
 class ParallelStem(nn.Module):

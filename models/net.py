@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import ConvBlock, Normalize, global_max_pool
-from .registry import CIFAR10_MEAN, CIFAR10_STD
+from symbench.models.layers import ConvBlock, Normalize, global_max_pool
+from symbench.models.registry import CIFAR10_MEAN, CIFAR10_STD
 
 
 def schedule(depth: int, base: int) -> tuple[tuple[int, ...], tuple[bool, ...]]:

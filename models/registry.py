@@ -17,9 +17,11 @@ from typing import Any, Callable
 
 from torch import nn
 
+from symbench.paths import package_file
+
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
+CHECKPOINT_DIR = package_file("symbench.models", "checkpoints")
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 ENTRY_POINT_GROUP = "symbench.models"
@@ -162,7 +164,7 @@ def _load_entry_points() -> None:
 
 
 def _ensure_loaded() -> None:
-    import models  # noqa: F401  (registers the built-in families on import)
+    import symbench.models as models  # noqa: F401  (registers the built-in families on import)
 
     _load_entry_points()
 
@@ -171,7 +173,7 @@ def resolve_name(name: str) -> str:
     """Map an alias (``cascaded``) to its model name (``cascaded4``); unknown names fail helpfully."""
     _ensure_loaded()
     if "+" in name:  # <model>+<defense>[:k=v,...]: seed-2 test-time defenses, see models/defenses
-        from .defenses import resolve_defended
+        from symbench.models.defenses import resolve_defended
         return resolve_defended(name)
     if name in _REGISTRY:
         return name
@@ -198,7 +200,7 @@ def registered_factories() -> dict[str, Callable[..., nn.Module]]:
 def get_card(name: str) -> ModelCard:
     """The card of a model, with what its trained checkpoint's card file adds."""
     if "+" in name:  # a defended model: the base's card plus the defense's flags
-        from .defenses import defended_card
+        from symbench.models.defenses import defended_card
         return defended_card(name)
     key = resolve_name(name)
     return _with_trained_card(_REGISTRY[key].card)
@@ -227,10 +229,10 @@ def create_model(name: str, pretrained: bool = False, checkpoint: str | Path | N
 
     The returned module carries ``model.card`` (a :class:`ModelCard`).
     """
-    from .checkpoints import CheckpointError, load_weights
+    from symbench.models.checkpoints import CheckpointError, load_weights
 
     if "+" in name:  # a defended model: builds the base like this function, then wraps it
-        from .defenses import create_defended
+        from symbench.models.defenses import create_defended
         return create_defended(name, pretrained=pretrained, checkpoint=checkpoint, sha256=sha256, **kwargs)
     key = resolve_name(name)
     card = get_card(key)

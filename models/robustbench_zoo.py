@@ -28,8 +28,8 @@ from pathlib import Path
 
 from torch import nn
 
-from .checkpoints import CheckpointError, sha256_file
-from .registry import ModelCard, UnknownModelError, count_params
+from symbench.models.checkpoints import CheckpointError, sha256_file
+from symbench.models.registry import ModelCard, UnknownModelError, count_params
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def default_model_dir() -> Path:
 
 
 def _zoo_entry(spec: RobustBenchSpec) -> dict:
-    from bench.robustbench_compat import import_robustbench
+    from symbench.models.robustbench_compat import import_robustbench
 
     import_robustbench()
     from robustbench.model_zoo import model_dicts

@@ -4,14 +4,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .registry import get_card, list_models
+from symbench.models.registry import get_card, list_models
 
 BEGIN, END = "<!-- models-table:begin -->", "<!-- models-table:end -->"
 
 
 def models_table() -> str:
     """Markdown table: model, group, params, training time here, clean accuracy (full CIFAR-10 test set)."""
-    from . import create_model
+    from symbench.models import create_model
 
     lines = ["| model | family | group | depth | params | recipe | train time | clean acc (10k test) | sha256 |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -51,7 +51,7 @@ class TinyCNN(nn.Module):
 
 
 def make_data(n=200, seed=0, size=16):
-    from bench.data import synthetic
+    from symbench.bench.data import synthetic
 
     return synthetic(n=n, seed=seed, size=size)
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from bench.attacks import attack_class, create_attack, list_attacks
-from bench.attacks.base import UnknownAttackError
+from symbench.bench.attacks import attack_class, create_attack, list_attacks
+from symbench.bench.attacks.base import UnknownAttackError
 
 # cheap parameters so every attack runs in about a second on the tiny model
 CHEAP = {"art_pgd": {"steps": 5}, "ta_pgd": {"steps": 5}, "ta_mim": {"steps": 5}, "ta_cw": {"steps": 10},
@@ -76,7 +76,7 @@ def test_torchattacks_does_not_flip_a_fresh_wrapper_into_train_mode(tiny_model, 
 def test_frozen_weights_give_the_unfrozen_adversarials_and_flags_come_back(name, tiny_model, tiny_data):
     """The harness freezes weights during an attack (ART calls loss.backward(), which would
     also compute every weight gradient). Same seed: bit-identical x_adv to the unfrozen toolkit path."""
-    from bench.attacks.base import project, seed_everything
+    from symbench.bench.attacks.base import project, seed_everything
 
     x, y = tiny_data.x[:12], tiny_data.y[:12]
     atk = create_attack(name, **CHEAP.get(name, {}))

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from models import CheckpointError, create_model
-from models.checkpoints import save_weights
+from symbench.models import CheckpointError, create_model
+from symbench.models.checkpoints import save_weights
 
 
 @pytest.mark.parametrize("name", ["baseline_cnn4", "equivariant4", "cascaded4"])
@@ -49,7 +49,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
 
 def test_pretrained_without_checkpoint_says_how_to_train(tmp_path, monkeypatch):
     # An empty checkpoint folder: every shipped model is trained now, so name none of them as "untrained".
-    import models.registry as registry
+    import symbench.models.registry as registry
 
     monkeypatch.setattr(registry, "CHECKPOINT_DIR", tmp_path)
     with pytest.raises(CheckpointError, match="symbench train baseline_cnn4"):

@@ -3,10 +3,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench.checks import run_checks
-from bench.equivariance import equivariance_errors
-from bench.suites import load_suite
-from models import create_model
+from symbench.bench.checks import run_checks
+from symbench.bench.checks.equivariance import equivariance_errors
+from symbench.bench.suites import load_suite
+from symbench.models import create_model
 
 SUITE = """
 name = "chk"
@@ -90,7 +90,7 @@ def test_random_model_without_eot_is_flagged(tiny_model, tiny_data, suite):
 
 
 def test_non_monotone_accuracy_in_eps_is_flagged(tiny_model, tiny_data, suite):
-    from bench.runner import EpsOutcome
+    from symbench.bench.run.runner import EpsOutcome
 
     t = torch.ones(10, dtype=torch.bool)
     lo, hi = t.clone(), t.clone()
@@ -116,7 +116,7 @@ def test_equivariant_model_has_zero_rot90_logit_error_and_baseline_does_not():
 
 def test_a_late_transfer_or_black_box_success_is_flagged(tiny_model, tiny_data, tmp_path):
     """The cascade's bookkeeping: an attack after the white-box ones that still breaks many examples."""
-    from bench.runner import EpsOutcome
+    from symbench.bench.run.runner import EpsOutcome
 
     p = tmp_path / "t.toml"
     p.write_text(SUITE + '[[attacks]]\nname = "transfer"\n[[attacks]]\nname = "square"\n')

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from bench.clever import (CLEVER_NOTE, CleverParams, clever_u_art, clever_u_fast, np_global_seed, run_clever,
+from symbench.bench.kinds.clever import (CLEVER_NOTE, CleverParams, clever_u_art, clever_u_fast, np_global_seed, run_clever,
                           summarize)
-from bench.records import validate_row
-from bench.store import Store
-from bench.suites import parse_suite
+from symbench.bench.run.records import validate_row
+from symbench.bench.run.store import Store
+from symbench.bench.suites import parse_suite
 
 
 
@@ -22,7 +22,7 @@ def cnn_data():
 
     Equality with ART and the suite mechanics need no training (the trained fixture costs seconds).
     """
-    from bench.data import ImageData, synthetic
+    from symbench.bench.data import ImageData, synthetic
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1),
@@ -98,7 +98,7 @@ def _suite(**over):
 
 
 def test_clever_suite_rows_and_resume(cnn_data, tmp_path, monkeypatch):
-    from bench.data import ImageData
+    from symbench.bench.data import ImageData
 
     model, full = cnn_data
     data = ImageData(full.x[:6], full.y[:6].clone(), "synthetic", full.sha256 + "-6", "synthetic")
@@ -119,13 +119,13 @@ def test_clever_suite_rows_and_resume(cnn_data, tmp_path, monkeypatch):
     assert np.median([r["score"] for r in recs[:5]]) == pytest.approx(rows[0]["clever"]["median"])
 
     # a rerun reads every score from the store: no CLEVER computation at all
-    monkeypatch.setattr("bench.clever.clever_u_fast", lambda *a, **k: pytest.fail("recomputed a stored score"))
+    monkeypatch.setattr("symbench.bench.kinds.clever.clever_u_fast", lambda *a, **k: pytest.fail("recomputed a stored score"))
     again = run_clever(model, suite, data, model_name="tiny", store_root=str(tmp_path), progress=False)
     assert [r["clever"]["median"] for r in again] == [r["clever"]["median"] for r in rows]
 
 
 def test_clever_suite_art_implementation_same_scores(cnn_data, tmp_path):
-    from bench.data import ImageData
+    from symbench.bench.data import ImageData
 
     model, full = cnn_data
     data = ImageData(full.x[:2], full.y[:2], "synthetic", full.sha256 + "-2", "synthetic")

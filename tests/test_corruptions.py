@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench import corruptions as C
-from bench.data import from_uint8, synthetic
-from bench.records import validate_row
-from bench.suites import parse_suite
+from symbench.bench.kinds import corruptions as C
+from symbench.bench.data import from_uint8, synthetic
+from symbench.bench.run.records import validate_row
+from symbench.bench.suites import parse_suite
 from conftest import SHARED_DATA, needs_shared_data
 
 
@@ -25,7 +25,7 @@ def images():
 @pytest.fixture(scope="module")
 def small():
     """A seeded untrained conv net and 12 synthetic 16x16 images labelled with its predictions."""
-    from bench.data import ImageData
+    from symbench.bench.data import ImageData
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
@@ -172,9 +172,9 @@ def test_corrupted_adv_suite_rows(small, tmp_path):
 def test_higher_severity_lowers_trained_model_accuracy():
     """On real CIFAR-10 with the trained cascaded4: mean accuracy over the 19 corruptions drops from
     severity 1 to 5."""
-    from bench.data import load_cifar10
-    from models import create_model
-    from models.checkpoints import CheckpointError
+    from symbench.bench.data import load_cifar10
+    from symbench.models import create_model
+    from symbench.models.checkpoints import CheckpointError
 
     try:
         model = create_model("cascaded4", pretrained=True).eval()

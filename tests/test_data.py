@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.data import DataNotFoundError, content_hash, load_cifar10
+from symbench.bench.data import DataNotFoundError, content_hash, load_cifar10
 from conftest import SHARED_DATA, needs_shared_data
 
 

@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.attacks import create_attack
-from bench.attacks.adaptive import adaptive_terms, base_reference
-from bench.attacks.bpda import bpda_logits, eot_grad
-from bench.suites import load_suite
-from models import UnknownModelError, create_model, get_card, resolve_name
+from symbench.bench.attacks import create_attack
+from symbench.bench.attacks.adaptive import adaptive_terms, base_reference
+from symbench.bench.attacks.bpda import bpda_logits, eot_grad
+from symbench.bench.suites import load_suite
+from symbench.models import UnknownModelError, create_model, get_card, resolve_name
 from conftest import SHARED_DATA, needs_shared_data
-from models.defenses import (EquivarianceDefense, InvarianceDefense, NoiseDefense, QuantizeDefense, equivariance_loss,
+from symbench.models.defenses import (EquivarianceDefense, InvarianceDefense, NoiseDefense, QuantizeDefense, equivariance_loss,
                              equivariance_score, find_defense, parse_transforms, with_params)
 
 EPS = 0.06  # on the synthetic data, where undefended PGD-20 leaves ~60% of the tiny CNN's answers standing
@@ -86,7 +86,7 @@ def test_create_model_builds_an_eval_mode_defense_around_the_base():
 
 def test_store_key_of_a_defended_model_follows_its_settings_not_only_the_base_weights(feat_model, tiny_data):
     """A defense default changed in code keeps the name and the base's sha256; cached outcomes must not be reused."""
-    from bench.runner import suite_run_key
+    from symbench.bench.run.runner import suite_run_key
 
     suite = load_suite("quick")
     key = lambda m: suite_run_key(m, suite, tiny_data)  # noqa: E731
@@ -149,8 +149,8 @@ def test_defense_restores_equivariance_on_attacked_inputs(feat_model, tiny_data)
 @needs_shared_data
 def test_table4_trend_on_cifar10_with_the_trained_cascaded4():
     """Paper Table 4 on real images: an attack lowers feature equivariance, the defense restores it."""
-    from bench.data import load_cifar10
-    from models.checkpoints import CheckpointError
+    from symbench.bench.data import load_cifar10
+    from symbench.models.checkpoints import CheckpointError
 
     try:
         base = create_model("cascaded4", pretrained=True)
@@ -228,8 +228,8 @@ def test_defense_aware_attacks_stay_in_ball_and_beat_no_attack(name, params, fea
 
 
 def test_adaptive_suite_loads_and_runs_through_the_runner_with_a_base_reference(feat_model, tmp_path):
-    from bench.data import synthetic
-    from bench.runner import run_suite
+    from symbench.bench.data import synthetic
+    from symbench.bench.run.runner import run_suite
 
     suite = load_suite("adaptive")
     assert {a.name for a in suite.attacks} >= {"ta_pgd", "bpda", "adaptive_equi", "transfer", "autoattack_rand"}

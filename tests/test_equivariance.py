@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from models import create_model
-from models.layers import P4Block, P4Lift, group_max_pool
+from symbench.models import create_model
+from symbench.models.layers import P4Block, P4Lift, group_max_pool
 
 
 def _rot(x, k):

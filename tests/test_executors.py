@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import commands
-from bench.executors import RayExecutor, make_executor
-from bench.runner import shard_batches, split_batches
-from bench.refresh import plan_refresh
-from bench.suites import load_suite
+from symbench.bench.run import evaluate as commands
+from symbench.bench.run.executors import RayExecutor, make_executor
+from symbench.bench.run.runner import shard_batches, split_batches
+from symbench.leaderboard.refresh import plan_refresh
+from symbench.bench.suites import load_suite
 
 from conftest import DET_SUITE as SUITE
 VOLATILE = {"wall_seconds", "created", "device"}  # timing and where it ran; everything else must match
@@ -111,8 +111,8 @@ def test_refresh_with_another_n_wants_rows_of_that_n(suite_path):
 
 
 def test_refresh_dry_run_lists_without_running(tmp_path, capsys):
-    from bench.cli import main
-    from bench.refresh import trained_models
+    from symbench.cli import main
+    from symbench.leaderboard.refresh import trained_models
 
     models = trained_models()
     if not models:
@@ -152,7 +152,7 @@ def test_slurm_style_shards_then_plain_run_give_the_local_rows(tiny_model, tiny_
     attacks_only = {k: v for k, v in _records(tmp_path / "local").items() if "/checks/" not in k}
     assert _records(tmp_path / "shared") == attacks_only  # per example, every batch, before any merge
 
-    from bench import runner
+    from symbench.bench.run import runner
     def no_attacks(*a, **k):
         raise AssertionError("the merge step recomputed a batch the shards had stored")
     monkeypatch.setattr(runner, "_attack_batch", no_attacks)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from bench.perf.gpu_check import compare_stores, main
+from symbench.bench.perf.gpu_check import compare_stores, main
 from conftest import SHARED_DATA, needs_shared_data
 
 
@@ -33,8 +33,8 @@ def test_device_bundle_pins_what_ci_tests_and_data_reads_back(tmp_path):
 
     import numpy as np
 
-    from bench.data import load_cifar10
-    from bench.perf.device_bundle import NEEDED, pinned, subset_data
+    from symbench.bench.data import load_cifar10
+    from symbench.bench.perf.device_bundle import NEEDED, pinned, subset_data
 
     specs = pinned()
     assert [s.split("==")[0] for s in specs] == list(NEEDED)
@@ -55,7 +55,7 @@ def test_device_bundle_pins_what_ci_tests_and_data_reads_back(tmp_path):
 def test_device_bundle_drops_the_example_model_from_pyautoattack(tmp_path):
     import zipfile
 
-    from bench.perf.device_bundle import unpack
+    from symbench.bench.perf.device_bundle import unpack
 
     whl = tmp_path / "pyautoattack-0.2.0-py3-none-any.whl"
     with zipfile.ZipFile(whl, "w") as z:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import leaderboard as lb
-from bench.records import row_key
-from bench.robustbench_ref import REFERENCE_PATH
+from symbench.leaderboard import browser as lb_browser, claims as lb_claims, page as lb_page
+from symbench.leaderboard import rows as lb_rows, sections as lb_sections
+from symbench.bench.run.records import row_key
+from symbench.leaderboard.robustbench_ref import REFERENCE_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW_FILES = sorted((ROOT / "leaderboard").glob("v*/rows.jsonl")) + [REFERENCE_PATH]
@@ -25,8 +26,8 @@ PAPER_EPS = [0.01, 0.02, 0.03, 0.04, 0.05, 0.10]
 
 @pytest.mark.parametrize("path", ROW_FILES, ids=lambda p: str(Path(p).relative_to(ROOT)))
 def test_every_stored_row_matches_schema(path):
-    assert lb.validate_rows_file(path) == []
-    keys = [row_key(r) for r in lb.read_jsonl(path)]
+    assert lb_rows.validate_rows_file(path) == []
+    keys = [row_key(r) for r in lb_rows.read_jsonl(path)]
     assert len(keys) == len(set(keys)), "the same measurement is recorded twice"
 
 
@@ -34,7 +35,7 @@ def test_every_stored_row_matches_schema(path):
 def test_stored_rows_only_grow_since_last_commit(path):
     if shutil.which("git") is None:
         pytest.skip("git not available")
-    assert lb.check_append_only(path, "HEAD") == []
+    assert lb_rows.check_append_only(path, "HEAD") == []
 
 
 def test_append_only_check_catches_an_edit(tmp_path, monkeypatch):
@@ -46,15 +47,15 @@ def test_append_only_check_catches_an_edit(tmp_path, monkeypatch):
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     subprocess.run([*git, "-C", str(repo), "add", "."], check=True)
     subprocess.run([*git, "-C", str(repo), "commit", "-qm", "rows"], check=True)
-    monkeypatch.setattr(lb.rows, "ROOT", repo)  # check_append_only looks ROOT up in bench.leaderboard.rows
+    monkeypatch.setattr(lb_rows, "checkout_root", lambda: repo)  # check_append_only diffs against this checkout
     rows.write_text('{"a": 1}\n{"a": 2}\n{"a": 3}\n')
-    assert lb.check_append_only(rows) == []
+    assert lb_rows.check_append_only(rows) == []
     rows.write_text('{"a": 1}\n{"a": 9}\n')
-    assert lb.check_append_only(rows) == ["leaderboard/rows.jsonl:2: line changed or removed since HEAD"]
+    assert lb_rows.check_append_only(rows) == ["leaderboard/rows.jsonl:2: line changed or removed since HEAD"]
 
 
 def test_seed_claims_are_the_papers_tables():
-    claims = lb.load_claims()
+    claims = lb_claims.load_claims()
     by = {(c["model"], c["eps"]): c for c in claims["claims"]}
     assert (by["equivariant4", 0.03]["fgsm"], by["equivariant4", 0.03]["pgd"]) == (53.78, 23.30)
     assert (by["equivariant10", 0.03]["fgsm"], by["equivariant10", 0.03]["pgd"]) == (67.09, 52.37)
@@ -81,7 +82,7 @@ def test_table1_means_are_the_transcripts_mean_row_and_the_mean_of_its_corruptio
             table[cells[0]] = [float(c) for c in cells[1:]]
     assert len(table) == 20  # 19 corruptions + Mean
     order = ["baseline_cnn4", "cascaded4", "parallel_rot4", "parallel_rotscale4", "weighted_rotscale4"]  # its columns
-    claims = lb.load_claims()["corrupted_adv_claims"]
+    claims = lb_claims.load_claims()["corrupted_adv_claims"]
     means = {m["model"]: m for m in claims["means"]}
     odd = {(m["model"], m["eps"]): m for m in claims["mean_row_inconsistent"]}
     for k, model in enumerate(order):
@@ -103,7 +104,7 @@ def test_corrupted_adv_table_shows_the_seed_mean_beside_the_measured_one():
             {"model": "cascaded4", "suite_id": "corrupted_adv@1", "variant": "mean/severity5", "eps": 0.05,
              "eps_display": "0.05", "clean_acc": 0.5, "robust_acc": 0.0, "n": 1900, "verdict": "trusted",
              "attacks": [{"label": "art_fgsm", "acc_after": 0.05}]}]
-    t = lb.corrupted_adv_table(rows, lb.seed_corrupted_means(lb.load_claims()))
+    t = lb_sections.corrupted_adv_table(rows, lb_sections.seed_corrupted_means(lb_claims.load_claims()))
     col = [c.header for c in t.cols].index("seed Table 1 %")
     assert [r[col].text for r in t.rows] == ["0.1", "–"]  # 0.10% at eps 0.02; the seed has no eps 0.05
 
@@ -133,7 +134,7 @@ def test_append_waits_for_another_writer_and_keeps_both_rows(tmp_path):
     """Two writers at once: the second blocks on the lock, then adds its row to the first one's file."""
     import threading
 
-    from bench.records import append_rows, read_rows, rows_lock
+    from symbench.bench.run.records import append_rows, read_rows, rows_lock
 
     path = tmp_path / "rows.jsonl"
     done = threading.Event()
@@ -178,14 +179,14 @@ def synthetic_rows() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from bench.records import validate_row
+    from symbench.bench.run.records import validate_row
 
     d = tmp_path_factory.mktemp("lb")
     rows = synthetic_rows()
     for r in rows:
         validate_row(r)
     (d / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    res = lb.build(d / "rows.jsonl", d)
+    res = lb_page.build(d / "rows.jsonl", d)
     return d, res, rows
 
 
@@ -209,7 +210,7 @@ def test_build_writes_pages_and_plots(built):
 
 def test_claims_matched_to_paper_rows(built):
     _, _, rows = built
-    matches = lb.match_claims(lb.load_claims(), [r for r in rows if lb._is_attack(r)])
+    matches = lb_claims.match_claims(lb_claims.load_claims(), [r for r in rows if lb_rows._is_attack(r)])
     m = next(m for m in matches if m.claim["model"] == "equivariant4" and m.claim["eps"] == 0.03)
     assert m.row is not None and m.measured_worst == pytest.approx(0.2 * (1 - 6 * 0.03))
     assert all(m.row is not None for m in matches)
@@ -218,19 +219,19 @@ def test_claims_matched_to_paper_rows(built):
 def test_rebuild_is_byte_identical(built, tmp_path):
     d, res, _ = built
     before = {p.name: p.read_bytes() for p in [d / "README.md", d / "index.html", *res.plots]}
-    res2 = lb.build(d / "rows.jsonl", d)
+    res2 = lb_page.build(d / "rows.jsonl", d)
     after = {p.name: p.read_bytes() for p in [d / "README.md", d / "index.html", *res2.plots]}
     assert before == after
 
 
 def test_build_with_few_rows_skips_missing_plots(tmp_path):
     (tmp_path / "rows.jsonl").write_text(json.dumps(fake_row("cascaded4", suite="quick")) + "\n")
-    res = lb.build(tmp_path / "rows.jsonl", tmp_path)
+    res = lb_page.build(tmp_path / "rows.jsonl", tmp_path)
     assert res.plots == []
     md = (tmp_path / "README.md").read_text()
     assert "_(no rows yet)_" in md and "No `paper`-suite rows exist yet" in md
     (tmp_path / "empty.jsonl").write_text("")
-    lb.build(tmp_path / "empty.jsonl", tmp_path / "empty", plots=False)
+    lb_page.build(tmp_path / "empty.jsonl", tmp_path / "empty", plots=False)
     assert (tmp_path / "empty" / "index.html").is_file()
 
 
@@ -239,12 +240,12 @@ def test_build_refuses_invalid_rows(tmp_path):
     bad["robust_acc"] = 51.0  # percent instead of [0,1]
     (tmp_path / "rows.jsonl").write_text(json.dumps(bad) + "\n")
     with pytest.raises(ValueError, match="rows.jsonl:1"):
-        lb.build(tmp_path / "rows.jsonl", tmp_path)
+        lb_page.build(tmp_path / "rows.jsonl", tmp_path)
     assert not (tmp_path / "index.html").exists()
 
 
 def test_cli_validate(capsys):
-    from bench.cli import main
+    from symbench.cli import main
 
     assert main(["leaderboard", "validate"]) == 0
     assert re.search(r"robustbench_reference.jsonl: \d+ row\(s\), ok", capsys.readouterr().out)
@@ -257,7 +258,7 @@ def test_cli_validate(capsys):
 @pytest.fixture(scope="session")
 def chromium():
     """Headless Chromium, installed from Debian when missing (skips with the reason when it cannot be)."""
-    exe = lb.find_chromium()
+    exe = lb_browser.find_chromium()
     if exe is None and shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         cmd = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
@@ -267,7 +268,7 @@ def chromium():
                 subprocess.run(cmd, env=env, capture_output=True, timeout=900)
         except (OSError, subprocess.SubprocessError):
             pass
-        exe = lb.find_chromium()
+        exe = lb_browser.find_chromium()
     if exe is None:
         pytest.skip("chromium is not installed and `apt-get install -y chromium` was not possible "
                     "(needs root and the Debian archive)")
@@ -282,8 +283,8 @@ def _results_rows(dom: str) -> list[str]:
 
 def test_page_renders_and_sorts_in_chromium(built, chromium, tmp_path):
     d, _, rows = built
-    n_attack = sum(lb._is_attack(r) for r in rows)
-    dom = lb.dump_dom(d / "index.html", fragment="sort=results:5:asc")   # column 5: clean %
+    n_attack = sum(lb_rows._is_attack(r) for r in rows)
+    dom = lb_browser.dump_dom(d / "index.html", fragment="sort=results:5:asc")   # column 5: clean %
     assert 'data-js="ready"' in dom, "the page's script did not run"
     trs = _results_rows(dom)
     assert len(trs) == n_attack
@@ -291,15 +292,15 @@ def test_page_renders_and_sorts_in_chromium(built, chromium, tmp_path):
     assert clean == sorted(clean)
     assert re.search(r'id="results"[^>]*data-sorted="5:asc"', dom)
     assert sum('class="row suspect"' in tr for tr in trs) == 1
-    shot = lb.take_screenshot(d / "index.html", tmp_path / "page.png", size=(1200, 900))
+    shot = lb_browser.take_screenshot(d / "index.html", tmp_path / "page.png", size=(1200, 900))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 
 
 def test_every_line_of_a_depth_plot_has_its_own_style():
     """The 10-layer plot once drew baseline_cnn10, baseline_cnn10_pgdat and weighted_rotscale10 all in grey."""
-    from bench.leaderboard import model_cards
-    from bench.leaderboard.plots import _line_styles, _plt
-    from models import list_models
+    from symbench.leaderboard.cards import model_cards
+    from symbench.leaderboard.plots import _line_styles, _plt
+    from symbench.models import list_models
 
     cards = model_cards(list_models())
     at = [m for m, c in cards.items() if c["adversarially_trained"]]
@@ -309,4 +310,5 @@ def test_every_line_of_a_depth_plot_has_its_own_style():
         styles = _line_styles(shown, cards, _plt())
         looks = {(str(s["color"]), str(s.get("ls", "-"))) for s in styles.values()}
         assert len(looks) == len(shown), styles
-        assert all(styles[m]["color"] == "black" for m in at)
+        assert all(styles[m]["color"] == "black" for m in at if cards[m]["family"] == "baseline_at")
+        assert all(styles[m]["ls"] != "-" for m in at)  # every AT model dashed

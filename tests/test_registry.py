@@ -5,9 +5,9 @@ from importlib import metadata
 import pytest
 import torch
 
-import models
-from models import UnknownModelError, create_model, get_card, list_models, register_model, resolve_name
-from models import registry
+import symbench.models as models
+from symbench.models import UnknownModelError, create_model, get_card, list_models, register_model, resolve_name
+from symbench.models import registry
 
 ALL = list_models()
 
@@ -66,7 +66,7 @@ def test_third_party_entry_point_registers_without_code_changes(monkeypatch):
 def test_readme_model_table_is_generated_from_the_cards():
     from pathlib import Path
 
-    from models.table import BEGIN, END, models_table
+    from symbench.models.table import BEGIN, END, models_table
 
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     table = text.split(BEGIN)[1].split(END)[0].strip()

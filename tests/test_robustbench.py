@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.robustbench_ref import (REFERENCE_PATH, SHIPPED_COMMIT, build_reference, format_reference, info_to_row,
+from symbench.leaderboard.robustbench_ref import (REFERENCE_PATH, SHIPPED_COMMIT, build_reference, format_reference, info_to_row,
                                    parse_eps, percent, reference_rows)
-from bench.records import read_rows, validate_row
+from symbench.bench.run.records import read_rows, validate_row
 
 SHARED_MODEL_INFO = Path(__file__).resolve().parents[2] / "shared" / "data" / "robustbench" / "model_info"
 SMALL = "Ding2020MMA"
@@ -72,7 +72,7 @@ def test_reference_rows_sorted_by_robust_accuracy():
 
 @pytest.mark.skipif(not SHARED_MODEL_INFO.is_dir(), reason="shared/data/robustbench/model_info not present")
 def test_shipped_table_is_a_rebuild_of_model_info(tmp_path):
-    from bench.cli import main
+    from symbench.cli import main
 
     out = tmp_path / "ref.jsonl"
     assert main(["robustbench", "build-reference", "--model-info", str(SHARED_MODEL_INFO),
@@ -94,7 +94,7 @@ def test_build_reference_needs_a_commit(tmp_path):
 
 
 def test_cli_list(capsys):
-    from bench.cli import main
+    from symbench.cli import main
 
     assert main(["robustbench", "list", "--threat", "L2", "--top", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -104,7 +104,7 @@ def test_cli_list(capsys):
 # ---------------------------------------------------------------- robustbench:<Name> models
 
 def test_import_robustbench_aliases_pyautoattack():
-    from bench.robustbench_compat import import_robustbench
+    from symbench.models.robustbench_compat import import_robustbench
 
     rb = import_robustbench()
     import pyautoattack
@@ -116,7 +116,7 @@ def test_import_robustbench_aliases_pyautoattack():
 @pytest.fixture(scope="module")
 def rb_checkpoint(tmp_path_factory):
     """A random Ding2020MMA saved as RobustBench saves Carmon2019Unlabeled: {'state_dict': {'module.*': ...}}."""
-    from bench.robustbench_compat import import_robustbench
+    from symbench.models.robustbench_compat import import_robustbench
 
     import_robustbench()
     from robustbench.model_zoo import model_dicts
@@ -140,8 +140,8 @@ def rb_checkpoint(tmp_path_factory):
 
 
 def test_robustbench_model_loads_offline_with_same_logits(rb_checkpoint):
-    from models.checkpoints import sha256_file
-    from models.robustbench_zoo import load_robustbench_model
+    from symbench.models.checkpoints import sha256_file
+    from symbench.models.robustbench_zoo import load_robustbench_model
 
     model_dir, path, x, logits = rb_checkpoint
     model = load_robustbench_model(f"robustbench:{SMALL}", model_dir, download=False)
@@ -155,8 +155,8 @@ def test_robustbench_model_loads_offline_with_same_logits(rb_checkpoint):
 
 
 def test_missing_weights_name_the_file(tmp_path, monkeypatch):
-    from models import CheckpointError
-    from models.robustbench_zoo import RobustBenchWeightsError, load_robustbench_model
+    from symbench.models import CheckpointError
+    from symbench.models.robustbench_zoo import RobustBenchWeightsError, load_robustbench_model
 
     need = tmp_path / "cifar10" / "Linf" / f"{SMALL}.pt"
     with pytest.raises(RobustBenchWeightsError, match="downloading is off") as err:
@@ -181,7 +181,7 @@ class _Payload:  # any non-tensor object in a checkpoint needs full unpickling
 
 
 def test_pickles_are_loaded_weights_only(rb_checkpoint, tmp_path, monkeypatch):
-    from models.robustbench_zoo import TRUST_ENV, RobustBenchWeightsError, load_robustbench_model
+    from symbench.models.robustbench_zoo import TRUST_ENV, RobustBenchWeightsError, load_robustbench_model
 
     _, path, x, logits = rb_checkpoint
     state = torch.load(path, weights_only=True)
@@ -200,8 +200,8 @@ def test_pickles_are_loaded_weights_only(rb_checkpoint, tmp_path, monkeypatch):
 
 
 def test_unknown_names():
-    from models import UnknownModelError
-    from models.robustbench_zoo import load_robustbench_model, parse_name
+    from symbench.models import UnknownModelError
+    from symbench.models.robustbench_zoo import load_robustbench_model, parse_name
 
     assert parse_name("robustbench:L2/Ding2020MMA").model_name == "robustbench:L2/Ding2020MMA"
     assert parse_name("robustbench:Standard").threat == "Linf"
@@ -212,8 +212,8 @@ def test_unknown_names():
 
 
 def test_bench_runs_a_suite_on_a_robustbench_model(rb_checkpoint, tmp_path):
-    from bench.commands import bench
-    from bench.data import synthetic
+    from symbench.bench.run.evaluate import bench
+    from symbench.bench.data import synthetic
 
     model_dir, path, _, _ = rb_checkpoint
     suite = tmp_path / "tiny.toml"
@@ -225,6 +225,6 @@ def test_bench_runs_a_suite_on_a_robustbench_model(rb_checkpoint, tmp_path):
     (row,) = read_rows(out)
     assert rows[0]["model"] == row["model"] == f"robustbench:{SMALL}"
     assert row["source"] == "robustbench" and row["kind"] == "measured"
-    from models.checkpoints import sha256_file
+    from symbench.models.checkpoints import sha256_file
 
     assert row["ckpt_sha256"] == sha256_file(path)

@@ -3,11 +3,11 @@ import json
 import pytest
 import torch
 
-from bench import commands
-from bench.attacks import create_attack
-from bench.cli import main
-from bench.records import read_rows
-from bench.suites import load_suite
+from symbench.bench.run import evaluate as commands
+from symbench.bench.attacks import create_attack
+from symbench.cli import main
+from symbench.bench.run.records import read_rows
+from symbench.bench.suites import load_suite
 from conftest import DET_SUITE
 
 DETERMINISTIC_SUITE = DET_SUITE + """[[attacks]]
@@ -50,7 +50,7 @@ def test_cascade_equals_per_example_minimum_of_separate_runs(tiny_model, tiny_da
 def test_killed_run_resumes_to_identical_rows_without_duplicates(tiny_model, tiny_data, suite_path, tmp_path,
                                                                  monkeypatch):
     reference = _bench(tiny_model, tiny_data, suite_path, tmp_path / "ref")
-    from bench.attacks import art_adapter
+    from symbench.bench.attacks import art_adapter
 
     real_run, calls = art_adapter.ARTPGD.run, {"n": 0}
 
@@ -97,7 +97,7 @@ def test_train_mode_model_is_refused(tiny_data, suite_path, tmp_path):
 
 
 def test_out_of_device_memory_names_the_batch_and_the_fix(tiny_model, tiny_data, suite_path, tmp_path, monkeypatch):
-    from bench import runner
+    from symbench.bench.run import runner
 
     real, calls = runner._attack_batch, []
 
@@ -115,8 +115,8 @@ def test_out_of_device_memory_names_the_batch_and_the_fix(tiny_model, tiny_data,
 
 
 def test_ctrl_c_says_how_to_resume_instead_of_a_traceback(monkeypatch, tmp_path, capsys):
-    import bench.commands as commands
-    from bench.cli import main
+    import symbench.bench.run.evaluate as commands
+    from symbench.cli import main
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
@@ -147,7 +147,7 @@ def test_cli_bad_input_exits_nonzero_with_a_clear_message(argv, match, tmp_path,
 def test_unknown_attack_in_a_suite_file_is_refused(tmp_path):
     p = tmp_path / "bad.toml"
     p.write_text(DETERMINISTIC_SUITE.replace('name = "art_fgsm"', 'name = "art_fgsn"'))
-    from bench.attacks import UnknownAttackError
+    from symbench.bench.attacks import UnknownAttackError
 
     with pytest.raises(UnknownAttackError, match="art_fgsm"):
         load_suite(str(p))

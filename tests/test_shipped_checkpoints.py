@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from bench.data import load_cifar10
-from models import create_model, get_card, list_models
-from models.registry import checkpoint_path
+from symbench.bench.data import load_cifar10
+from symbench.models import create_model, get_card, list_models
+from symbench.models.registry import checkpoint_path
 from conftest import SHARED_DATA, needs_shared_data
 
 SHIPPED = [n for n in list_models() if get_card(n).sha256 and checkpoint_path(get_card(n)).is_file()]

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.data import synthetic
-from bench.submit import SubmissionError, submit
-from models import registry
+from symbench.bench.data import synthetic
+from symbench.leaderboard.submit import SubmissionError, submit
+from symbench.models import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "submission"
@@ -56,7 +56,7 @@ def private_registry(monkeypatch):
 def write_submission(tmp_path: Path, name: str, *, forward: str | None = None, card: str | None = None,
                      weights: str = "safetensors") -> tuple[Path, Path, str]:
     """A one-file submission (model + @register_model card) and its checkpoint; returns (file, ckpt, sha256)."""
-    from models.checkpoints import save_weights
+    from symbench.models.checkpoints import save_weights
 
     net_src = GOOD_NET if forward is None else GOOD_NET.replace(
         "return self.fc(torch.relu(self.bn(self.conv(x - 0.5))).mean((2, 3)))", forward)
@@ -70,7 +70,7 @@ def write_submission(tmp_path: Path, name: str, *, forward: str | None = None, c
     else:  # a pickle, under its usual name or disguised as safetensors
         ckpt = tmp_path / (f"{name}.pt" if weights == "pickle" else f"{name}.safetensors")
         torch.save(net.state_dict(), ckpt)
-        from models.checkpoints import sha256_file
+        from symbench.models.checkpoints import sha256_file
         sha = sha256_file(ckpt)
     if card is None:
         card = f'description="test net", paper="none: unit test", sha256="{sha}", checkpoint="{ckpt.name}"'
@@ -134,7 +134,7 @@ def test_refused_sha256_mismatch(tmp_path):
 
 
 def test_cli_refusal_is_a_clear_error(tmp_path, capsys):
-    from bench.cli import main
+    from symbench.cli import main
 
     file, _, _ = write_submission(tmp_path, "subtest_cli", forward=BAD_FORWARDS["forward_calls_train"][0])
     rc = main(["submit", "--file", str(file), "--suites", TINY_SUITE, "--out", str(tmp_path / "rows.jsonl"),
@@ -166,7 +166,7 @@ def test_example_package_installs_lists_and_submits(tmp_path):
                          cwd=tmp_path)
     assert pip.returncode == 0, pip.stderr[-2000:]
     out = tmp_path / "rows.jsonl"
-    script = ("import sys\nfrom bench.cli import main\nassert main(['list', 'example*']) == 0\n"
+    script = ("import sys\nfrom symbench.cli import main\nassert main(['list', 'example*']) == 0\n"
               f"sys.exit(main(['submit', '--model', 'example_tinynet', '--suites', {TINY_SUITE!r}, '--n', '20', "
               f"'--out', {str(out)!r}, '--store', {str(tmp_path / 'store')!r}, '--data-dir', {str(_data_dir(tmp_path))!r}, "
               "'--device', 'cpu', '--threads', '1', '--no-progress']))\n")

@@ -2,9 +2,9 @@ import json
 
 import torch
 
-from bench.data import synthetic
-from bench.train import train
-from models import create_model
+from symbench.bench.data import synthetic
+from symbench.bench.train import train
+from symbench.models import create_model
 
 
 def test_training_lowers_the_loss_and_writes_a_verified_checkpoint(tmp_path):
@@ -27,7 +27,7 @@ def test_resumed_training_equals_uninterrupted(tmp_path):
               progress=False)
     full = train("baseline_cnn4", out_dir=tmp_path / "a", state_root=tmp_path / "sa", epochs=2, **kw)
     # "killed" after epoch 1: a run with the same recipe but stopped early leaves its state behind
-    import bench.train as t
+    import symbench.bench.train as t
 
     calls = {"n": 0}
     real_epoch = t.train_epoch

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from models.defenses import (DEFAULT_TRANSFORMS, count_passes, equivariance_loss, find_defense, parse_transforms,
+from symbench.models.defenses import (DEFAULT_TRANSFORMS, count_passes, equivariance_loss, find_defense, parse_transforms,
                              unwrap)
 
-from .base import Attack, register_attack
-from .bpda import pgd
+from symbench.bench.attacks.base import Attack, register_attack
+from symbench.bench.attacks.bpda import pgd
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def base_reference(model, suite, data, *, store_root: str = "results/store", dev
     run has its own store entry (under the base's name), so it is resumable and shared with plain
     runs of the base on the same suite and data.
     """
-    from ..runner import run_suite
+    from symbench.bench.run.runner import run_suite
 
     defense = find_defense(model)
     if defense is None:

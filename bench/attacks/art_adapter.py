@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Attack, register_attack
+from symbench.bench.attacks.base import Attack, register_attack
 
 _ART_NORM = {"linf": np.inf, "l2": 2}
 

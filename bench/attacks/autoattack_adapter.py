@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .base import Attack, register_attack
+from symbench.bench.attacks.base import Attack, register_attack
 
 logging.getLogger("auto-attack").setLevel(logging.ERROR)
 _AA_NORM = {"linf": "Linf", "l2": "L2"}

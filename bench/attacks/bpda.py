@@ -17,9 +17,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from models.defenses import count_passes, find_defense
+from symbench.models.defenses import count_passes, find_defense
 
-from .base import Attack, project, register_attack
+from symbench.bench.attacks.base import Attack, project, register_attack
 
 Objective = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .base import Attack, register_attack
+from symbench.bench.attacks.base import Attack, register_attack
 
 
 class _EvalGuard(nn.Module):
@@ -78,7 +78,7 @@ class TACW(Attack):
     def run(self, model, x, y, eps):
         import torchattacks
 
-        from .base import project
+        from symbench.bench.attacks.base import project
 
         atk = torchattacks.CW(_EvalGuard(model), c=self.c, kappa=self.kappa, steps=self.steps, lr=self.lr)
         return project(atk(x, y), x, eps, "l2")

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from models.defenses import count_passes, find_defense, unwrap
+from symbench.models.defenses import count_passes, find_defense, unwrap
 
-from .base import Attack, register_attack
-from .bpda import pgd
+from symbench.bench.attacks.base import Attack, register_attack
+from symbench.bench.attacks.bpda import pgd
 
 
 @register_attack
@@ -28,7 +28,7 @@ class Transfer(Attack):
 
     def surrogate(self, model):
         if self.source:
-            from models import create_model
+            from symbench.models import create_model
 
             return create_model(self.source, pretrained=True).to(next(unwrap(model).parameters()).device), False
         defense = find_defense(model)

@@ -96,11 +96,11 @@ def main(argv=None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     torch.set_num_threads(args.threads)
 
-    from bench.attacks import create_attack
-    from bench.commands import default_device
-    from bench.data import DataNotFoundError, load_cifar10, synthetic
-    from bench.records import device_string
-    from models import create_model
+    from symbench.bench.attacks import create_attack
+    from symbench.bench.run.evaluate import default_device
+    from symbench.bench.data import DataNotFoundError, load_cifar10, synthetic
+    from symbench.bench.run.records import device_string
+    from symbench.models import create_model
 
     device = default_device(args.device)
     make_bench = None if args.skip_make_bench else make_bench_cost(args.data_dir, args.device, args.threads)
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     import torchattacks
     from art.attacks.evasion import ProjectedGradientDescent
 
-    from bench.attacks.art_adapter import art_classifier
+    from symbench.bench.attacks.art_adapter import art_classifier
 
     def art_direct():
         clf = art_classifier(model, x, 10)
@@ -143,9 +143,9 @@ def main(argv=None) -> int:
 
     from dataclasses import replace
 
-    from bench.data import ImageData
-    from bench.runner import run_suite
-    from bench.suites import load_suite
+    from symbench.bench.data import ImageData
+    from symbench.bench.run.runner import run_suite
+    from symbench.bench.suites import load_suite
 
     sub = ImageData(data.x[:args.n_suite], data.y[:args.n_suite], data.source, data.sha256 + f":{args.n_suite}")
     t0 = time.perf_counter()

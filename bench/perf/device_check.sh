@@ -11,7 +11,7 @@ mkdir -p "$out"
 test -d .devsite && test -f .devdata/cifar10/test.npz || { echo "device_check: run 'make device-bundle' and carry .devsite .devdata" >&2; exit 2; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$out/gpu.txt"
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda available:', torch.cuda.is_available())" | tee -a "$out/gpu.txt"
-"$PY" -m bench.perf.gpu_check --data-dir .devdata "$@" 2>&1 | tee "$out/gpu_check.log"
+"$PY" -m symbench.bench.perf.gpu_check --data-dir .devdata "$@" 2>&1 | tee "$out/gpu_check.log"
 rc=${PIPESTATUS[0]}
 cp bench/perf/results.jsonl "$out/perf_results.jsonl"
 echo "gpu_check exit code $rc (0 pass, 1 a check failed, 2 no CUDA)"

@@ -1,4 +1,4 @@
-"""``python -m bench.perf.gpu_check``: the first thing to run on a machine with a GPU.
+"""``python -m symbench.bench.perf.gpu_check``: the first thing to run on a machine with a GPU.
 
 The CUDA path of symbench was written and reviewed on CPU-only machines; this script shows, in one
 run, whether it holds on a real GPU, and measures what the scale-out estimate (docs/scale-out.md)
@@ -28,7 +28,7 @@ log = logging.getLogger("symbench.gpu_check")
 
 
 def _quick(model_name: str, device: str, store: str, n: int, data_dir: str | None):
-    from bench.commands import bench
+    from symbench.bench.run.evaluate import bench
 
     t = time.perf_counter()
     rows = bench(model_name, "quick", n=n, data_dir=data_dir, store=store, device=device, out=None, progress=False)
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             failures.append("a validity check crashed on CUDA (see its detail)")
 
         if not args.skip_train:
-            from bench.train import train
+            from symbench.bench.train import train
 
             t = time.perf_counter()
             card = train("baseline_cnn4", data_dir=args.data_dir, out_dir=Path(tmp) / "ckpt", resume=False,
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"train baseline_cnn4, 1 epoch on {card['train_device']}: {time.perf_counter() - t:.1f}s, "
                   f"clean acc {card['clean_acc']:.4f}")
     if not args.skip_perf:
-        from bench.perf.__main__ import main as perf
+        from symbench.bench.perf.__main__ import main as perf
 
         perf(["--device", dev] + (["--data-dir", args.data_dir] if args.data_dir else []))
     for f in failures:

@@ -11,11 +11,11 @@ from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
-from .base import Defense, count_passes, find_defense, unwrap
-from .equivariance import (DEFAULT_TRANSFORMS, EquivarianceDefense, InvarianceDefense, equivariance_loss,
+from symbench.models.defenses.base import Defense, count_passes, find_defense, unwrap
+from symbench.models.defenses.equivariance import (DEFAULT_TRANSFORMS, EquivarianceDefense, InvarianceDefense, equivariance_loss,
                            equivariance_score, invariance_loss)
-from .simple import NoiseDefense, QuantizeDefense
-from .transforms import Transform, parse_transforms
+from symbench.models.defenses.simple import NoiseDefense, QuantizeDefense
+from symbench.models.defenses.transforms import Transform, parse_transforms
 
 DEFENSES: dict[str, type[Defense]] = {}
 
@@ -68,7 +68,7 @@ def parse_defended(name: str, **overrides) -> tuple[str, type[Defense], dict[str
     The parameters are rounded through their canonical string form, so a model built from them and
     one built from its canonical name are the same model.
     """
-    from ..registry import UnknownModelError, resolve_name
+    from symbench.models.registry import UnknownModelError, resolve_name
 
     base, _, rest = name.partition("+")
     dname, _, opts = rest.partition(":")
@@ -114,7 +114,7 @@ def with_params(name: str, **params) -> str:
 
 def defended_card(name: str, base_card=None, **overrides):
     """The card of ``<model>+<defense>``: the base's checkpoint and provenance, the defense's flags."""
-    from ..registry import get_card
+    from symbench.models.registry import get_card
 
     base_key, cls, params = parse_defended(name, **overrides)
     base_card = base_card or get_card(base_key)
@@ -135,7 +135,7 @@ def create_defended(name: str, pretrained: bool = False, checkpoint=None, sha256
     The base is built exactly as ``create_model(base, pretrained, checkpoint, sha256)`` would, so the
     card cites the base's verified checkpoint.
     """
-    from ..registry import create_model
+    from symbench.models.registry import create_model
 
     base_key, cls, params = parse_defended(name, **overrides)
     base = create_model(base_key, pretrained=pretrained, checkpoint=checkpoint, sha256=sha256)

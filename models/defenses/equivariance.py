@@ -23,8 +23,8 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import Defense
-from .transforms import Transform, parse_transforms, transforms_spec
+from symbench.models.defenses.base import Defense
+from symbench.models.defenses.transforms import Transform, parse_transforms, transforms_spec
 
 DEFAULT_TRANSFORMS = "flip|resize0.75|resize1.5|rot15|jitter0.2"
 

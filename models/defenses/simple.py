@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Defense
+from symbench.models.defenses.base import Defense
 
 
 class NoiseDefense(Defense):

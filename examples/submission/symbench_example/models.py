@@ -46,7 +46,7 @@ def tinynet(num_classes: int = 10, width: int = 16) -> nn.Module:
 
 def register() -> None:
     """Entry point ``symbench.models``: register the model with its card."""
-    from models import register_model
+    from symbench.models import register_model
 
     register_model("example_tinynet", family="example_tinynet", group="C1", depth=2, widths=(16, 32),
                    description="Tiny 2-layer CNN (example third-party submission, ~5.6k parameters)",

@@ -29,11 +29,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .data import ImageData
-from .records import make_row
-from .runner import EpsOutcome, _seed, check_model_output, defense_settings, model_fingerprint
-from .store import Store, run_key
-from .suites import Suite, register_suite_kind
+from symbench.bench.data import ImageData
+from symbench.bench.run.records import make_row
+from symbench.bench.run.runner import EpsOutcome, _seed, check_model_output, defense_settings, model_fingerprint
+from symbench.bench.run.store import Store, run_key
+from symbench.bench.suites import Suite, register_suite_kind
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def clever_u_art(model: nn.Module, x: torch.Tensor, p: CleverParams, num_classes
     """ART's ``clever_u`` on one image ``x`` (C,H,W) in [0,1]; draws from numpy's global RNG."""
     from art.metrics import clever_u
 
-    from .attacks.art_adapter import art_classifier
+    from symbench.bench.attacks.art_adapter import art_classifier
 
     clf = art_classifier(model, x[None], num_classes)
     return float(clever_u(clf, x.detach().cpu().numpy(), nb_batches=p.nb_batches, batch_size=p.batch_size,

@@ -41,11 +41,11 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from .data import CACHE_DIR, ImageData, from_uint8
-from .records import make_row
-from .runner import EpsOutcome, check_model_output, defense_settings, model_fingerprint, run_suite
-from .store import Store, run_key
-from .suites import Suite, register_suite_kind
+from symbench.bench.data import CACHE_DIR, ImageData, from_uint8
+from symbench.bench.run.records import make_row
+from symbench.bench.run.runner import EpsOutcome, check_model_output, defense_settings, model_fingerprint, run_suite
+from symbench.bench.run.store import Store, run_key
+from symbench.bench.suites import Suite, register_suite_kind
 
 log = logging.getLogger(__name__)
 
@@ -468,7 +468,7 @@ def import_robustbench():
     """``import robustbench`` with AutoAttack aliased first (robustbench imports ``autoattack``, which installs
     as ``pyautoattack``); uses bench/robustbench_compat.py when present."""
     try:
-        from .robustbench_compat import import_robustbench as _imp
+        from symbench.models.robustbench_compat import import_robustbench as _imp
     except ImportError:  # pragma: no cover - checkouts without the shared helper
         _imp = None
     if _imp is not None:

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from .attacks import attack_class, create_attack
-from .attacks.base import NORMS, check_eps
+from symbench.paths import package_file
+from symbench.bench.attacks import attack_class, create_attack
+from symbench.bench.attacks.base import NORMS, check_eps
 
-SUITE_DIR = Path(__file__).parent / "suites"
+SUITE_DIR = package_file("symbench.bench.suites")
 
 
 class UnknownSuiteError(KeyError):
@@ -151,7 +152,7 @@ def attack_class_norms(name: str) -> tuple[str, ...]:
 
 
 def _known():
-    from .attacks import list_attacks
+    from symbench.bench.attacks import list_attacks
     return set(list_attacks())
 
 

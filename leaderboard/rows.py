@@ -5,14 +5,15 @@ import json
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-LEADERBOARD_DIR = ROOT / "leaderboard"
-DEFAULT_ROWS = LEADERBOARD_DIR / "v1" / "rows.jsonl"
+from symbench.paths import checkout_root, package_file, published_rows
+
+LEADERBOARD_DIR = package_file("symbench.leaderboard")
+DEFAULT_ROWS = published_rows()
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
     """Rows of a JSONL file; a missing file is an empty leaderboard, not an error."""
-    from ..records import read_rows
+    from symbench.bench.run.records import read_rows
 
     return read_rows(path)
 
@@ -23,7 +24,7 @@ def validate_rows_file(path: str | Path) -> list[str]:
     A frozen version keeps the schema its rows were written against beside them (``v1/schema.json``
     once ``v2/`` exists); otherwise rows are checked against the current ``leaderboard/schema.json``.
     """
-    from ..records import validate_row
+    from symbench.bench.run.records import validate_row
 
     path = Path(path)
     errors = []
@@ -63,8 +64,9 @@ def check_append_only(path: str | Path, base: str = "HEAD") -> list[str]:
     """
     path = Path(path).resolve()
     try:
-        rel = path.relative_to(ROOT)
-        old = subprocess.run(["git", "show", f"{base}:{rel.as_posix()}"], cwd=ROOT, capture_output=True,
+        root = checkout_root() or Path.cwd()
+        rel = path.relative_to(root)
+        old = subprocess.run(["git", "show", f"{base}:{rel.as_posix()}"], cwd=root, capture_output=True,
                              text=True, timeout=20)
     except (ValueError, OSError, subprocess.SubprocessError):
         return []
@@ -127,6 +129,6 @@ def failing_checks(r: dict) -> list[tuple[str, str]]:
 
 def _rel(path: Path) -> str:
     try:
-        return path.resolve().relative_to(ROOT).as_posix()
+        return path.resolve().relative_to(checkout_root() or Path.cwd()).as_posix()
     except ValueError:
-        return path.name
+        return str(path)

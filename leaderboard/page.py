@@ -8,15 +8,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .browser import take_screenshot
-from .cards import cards_table, model_cards
-from .claims import CLAIMS_PATH, claims_sentence, claims_table, load_claims, match_claims
-from .plots import PLOT_PREFIXES, plot_clever, plot_corruptions, plot_robust_vs_eps
-from .rows import (DEFAULT_ROWS, _is_attack, _is_clever, _is_corrupted_adv, _is_corruption, _rel, _variant,
+from symbench.leaderboard.browser import take_screenshot
+from symbench.leaderboard.cards import cards_table, model_cards
+from symbench.leaderboard.claims import CLAIMS_PATH, claims_sentence, claims_table, load_claims, match_claims
+from symbench.leaderboard.plots import PLOT_PREFIXES, plot_clever, plot_corruptions, plot_robust_vs_eps
+from symbench.leaderboard.rows import (DEFAULT_ROWS, _is_attack, _is_clever, _is_corrupted_adv, _is_corruption, _rel, _variant,
                    failing_checks, latest_rows, read_jsonl, validate_rows_file)
-from .sections import (clever_table, corrupted_adv_table, corruption_table, paper_pivot_table, protocol,
+from symbench.leaderboard.sections import (clever_table, corrupted_adv_table, corruption_table, paper_pivot_table, protocol,
                        reference_table, results_table, seed_corrupted_means)
-from .tables import Table, table_html, table_markdown
+from symbench.leaderboard.tables import Table, table_html, table_markdown
 
 log = logging.getLogger("symbench.leaderboard")
 
@@ -296,7 +296,7 @@ def build(rows_path: str | Path = DEFAULT_ROWS, out_dir: str | Path | None = Non
         plots: render the PNG plots (matplotlib, Agg).
         screenshot: also write screenshot.png of the page with headless Chromium.
     """
-    from ..robustbench_ref import REFERENCE_PATH
+    from symbench.leaderboard.robustbench_ref import REFERENCE_PATH
 
     rows_path = Path(rows_path)
     out = Path(out_dir) if out_dir else rows_path.parent
@@ -319,7 +319,7 @@ def build(rows_path: str | Path = DEFAULT_ROWS, out_dir: str | Path | None = Non
 
 
 def _write_if_changed(path: Path, text: str) -> None:
-    from ..store import atomic_write_text
+    from symbench.bench.run.store import atomic_write_text
 
     if not path.is_file() or path.read_text() != text:
         atomic_write_text(path, text)

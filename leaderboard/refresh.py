@@ -68,7 +68,7 @@ def plan_refresh(rows: list[dict], models: dict[str, str], suites: dict) -> list
 
 def trained_models(pattern: str = "*") -> dict[str, str]:
     """Registered models matching ``pattern`` that have a trained checkpoint → its sha256."""
-    from models import get_card, list_models
+    from symbench.models import get_card, list_models
 
     out = {}
     for name in list_models("*"):
@@ -85,9 +85,9 @@ def refresh(*, executor="local", address=None, shards=None, models="*", suites=D
     ``n`` overrides every suite's example count (e.g. ``standard`` at n=200 on a CPU): rows are current
     when they were run with that n, and new runs use it.
     """
-    from .executors import BenchJob, make_executor
-    from .records import read_rows
-    from .suites import load_suite
+    from symbench.bench.run.executors import BenchJob, make_executor
+    from symbench.bench.run.records import read_rows
+    from symbench.bench.suites import load_suite
 
     plan = plan_refresh(read_rows(rows), trained_models(models), {s: load_suite(s).with_overrides(n=n) for s in suites})
     if dry_run or not plan:
@@ -123,7 +123,7 @@ def _cmd_refresh(args) -> int:
 
 def add_refresh_command(lsub) -> None:
     """Register ``symbench leaderboard refresh`` under the ``leaderboard`` subcommands."""
-    from .executors import EXECUTORS
+    from symbench.bench.run.executors import EXECUTORS
 
     s = lsub.add_parser("refresh", help="rerun every trained model × suite whose rows are missing or stale")
     s.add_argument("--executor", choices=EXECUTORS, default="local", help="where to run (default local)")

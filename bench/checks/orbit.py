@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .attacks import create_attack
-from .equivariance import zoom
+from symbench.bench.attacks import create_attack
+from symbench.bench.checks.equivariance import zoom
 
 ORBIT = {
     "id": lambda x: x,

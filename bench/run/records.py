@@ -13,11 +13,12 @@ from pathlib import Path
 
 import torch
 
-from .store import atomic_write_text
-from .suites import Suite, eps_display
+from symbench.bench.run.store import atomic_write_text
+from symbench.paths import package_file
+from symbench.bench.suites import Suite, eps_display
 
 SCHEMA_VERSION = 1
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "leaderboard" / "schema.json"
+SCHEMA_PATH = package_file("symbench.leaderboard", "schema.json")
 # what makes two rows "the same measurement": appending it again is a no-op
 ROW_KEY = ("model", "ckpt_sha256", "suite_id", "threat", "eps", "variant", "n", "seed", "data_sha256")
 
@@ -148,3 +149,18 @@ def _append_unlocked(path: Path, rows: list[dict]) -> int:
         text += "".join(json.dumps(r, sort_keys=False) + "\n" for r in new)
         atomic_write_text(path, text)
     return len(new)
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = [f"{'model':22s} {'suite':10s} {'threat':6s} {'eps':>8s} {'clean':>6s} {'robust':>6s}  per-attack (cumulative)"]
+    for r in rows:
+        per = ", ".join(f"{a['label']} {a['acc_after']:.3f}" for a in r["attacks"])
+        if r.get("clever"):  # CLEVER rows: an estimate, robust_acc is null
+            c = r["clever"]
+            per = (f"CLEVER median {c['median']:.4g} (q1 {c['q1']:.4g}, q3 {c['q3']:.4g}, n={c['n_scored']})"
+                   if c.get("median") is not None else "CLEVER: no image scored")
+        robust = "  null" if r["robust_acc"] is None else f"{r['robust_acc']:6.3f}"
+        variant = f" {r['variant']}" if r.get("variant") else ""
+        lines.append(f"{r['model']:22s} {r['suite']:10s} {r['threat']:6s} {r['eps_display']:>8s} "
+                     f"{r['clean_acc']:6.3f} {robust}  {per}{variant}  [{r['verdict']}]")
+    return "\n".join(lines)

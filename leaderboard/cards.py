@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import re
 
-from .tables import Cell, Col, Table, num
+from symbench.leaderboard.tables import Cell, Col, Table, num
 
 log = logging.getLogger("symbench.leaderboard")
 
@@ -16,7 +16,7 @@ def model_cards(names: list[str]) -> dict[str, dict]:
     """
     out = {}
     try:
-        from models import get_card
+        from symbench.models import get_card
     except ImportError:  # pragma: no cover - the registry ships with symbench
         return {n: {} for n in names}
     for n in names:

@@ -18,10 +18,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .counting import CountingModel
-from .data import ImageData
-from .store import Store, run_key
-from .suites import Suite, Threat
+from symbench.bench.run.counting import CountingModel
+from symbench.bench.data import ImageData
+from symbench.bench.run.store import Store, run_key
+from symbench.bench.suites import Suite, Threat
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def defense_settings(model: nn.Module) -> dict:
 
     A defense's settings live in code, not in the base's sha256, so a changed default must key a new run.
     """
-    from models.defenses.base import find_defense
+    from symbench.models.defenses.base import find_defense
 
     defense = find_defense(model)
     return {} if defense is None else {"defense": {"name": defense.name, **defense.cfg}}

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .claims import CLAIMS_PATH
-from .page import build
-from .rows import DEFAULT_ROWS, LEADERBOARD_DIR, _rel, check_append_only, read_jsonl, validate_rows_file
+from symbench.leaderboard.claims import CLAIMS_PATH
+from symbench.leaderboard.page import build
+from symbench.leaderboard.rows import DEFAULT_ROWS, LEADERBOARD_DIR, _rel, check_append_only, read_jsonl, validate_rows_file
 
 
 def _cmd_build(args) -> int:
@@ -17,7 +17,7 @@ def _cmd_build(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from ..robustbench_ref import REFERENCE_PATH
+    from symbench.leaderboard.robustbench_ref import REFERENCE_PATH
 
     paths = args.paths or sorted(LEADERBOARD_DIR.glob("v*/rows.jsonl")) + [REFERENCE_PATH]
     bad = 0
@@ -49,8 +49,8 @@ def add_leaderboard_commands(sub) -> None:
     s.add_argument("--append-only", action="store_true", help="also check the files only grew since --base")
     s.add_argument("--base", default="HEAD", help="git revision for --append-only (default HEAD)")
     s.set_defaults(func=_cmd_validate)
-    from ..refresh import add_refresh_command  # `leaderboard refresh`: rerun missing or stale rows
+    from symbench.leaderboard.refresh import add_refresh_command  # `leaderboard refresh`: rerun missing or stale rows
     add_refresh_command(lsub)
 
-    from ..submit import add_submit_command  # submitting is how outside models reach the rows
+    from symbench.leaderboard.submit import add_submit_command  # submitting is how outside models reach the rows
     add_submit_command(sub)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import html
 
-from .rows import _is_attack, _is_clever, _variant, failing_checks, fgsm_alone
-from .tables import Cell, Col, Table, num, pct
+from symbench.leaderboard.rows import _is_attack, _is_clever, _variant, failing_checks, fgsm_alone
+from symbench.leaderboard.tables import Cell, Col, Table, num, pct
 
 
 def _err_cell(r: dict) -> Cell:

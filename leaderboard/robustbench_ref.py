@@ -21,13 +21,14 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
 
-from .records import SCHEMA_VERSION, read_rows, validate_row
-from .store import atomic_write_text
-from .suites import eps_display
+from symbench.paths import package_file
+from symbench.bench.run.records import SCHEMA_VERSION, read_rows, validate_row
+from symbench.bench.run.store import atomic_write_text
+from symbench.bench.suites import eps_display
 
 log = logging.getLogger(__name__)
 
-REFERENCE_PATH = Path(__file__).resolve().parent.parent / "leaderboard" / "robustbench_reference.jsonl"
+REFERENCE_PATH = package_file("symbench.leaderboard", "robustbench_reference.jsonl")
 SHIPPED_COMMIT = "78fcc9e48a07a861268f295a777b975f25155964"
 THREATS = ("Linf", "L2", "corruptions")
 SUITE = "robustbench"

@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .cards import _depth
-from .rows import _is_attack, _is_clever, _is_corruption, fgsm_alone
-from .sections import corruption_summary, reference_picks
+from symbench.leaderboard.cards import _depth
+from symbench.leaderboard.rows import _is_attack, _is_clever, _is_corruption, fgsm_alone
+from symbench.leaderboard.sections import corruption_summary, reference_picks
 
 log = logging.getLogger("symbench.leaderboard")
 
@@ -41,13 +41,17 @@ def _is_at(name: str, cards: dict) -> bool:
 
 
 def _line_styles(models: list[str], cards: dict, plt) -> dict[str, dict]:
-    """A distinct line style per model: AT references black, plain baselines grey, the rest in colour."""
+    """A distinct line style per model: AT plain CNNs black, plain baselines grey, the rest in colour
+    (dashed when adversarially trained)."""
     colors = [c for c in plt.get_cmap("tab10").colors if len(set(c)) > 1]  # tab10 minus its grey
     out, n_at, n_other = {}, 0, 0
     for m in models:
-        if _is_at(m, cards):
+        if _is_at(m, cards) and (cards.get(m) or {}).get("family") == "baseline_at":
             out[m] = dict(color="black", ls=AT_DASHES[n_at % len(AT_DASHES)], lw=1.6)
             n_at += 1
+        elif _is_at(m, cards):
+            out[m] = dict(color=colors[n_other % len(colors)], ls="--", lw=1.6)
+            n_other += 1
         elif (cards.get(m) or {}).get("family") == "baseline":
             out[m] = dict(BASELINE_STYLE)
         else:

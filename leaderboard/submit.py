@@ -53,7 +53,7 @@ class Submission:
 
 def _registered() -> dict[str, object]:
     """name → factory of every registered model (built-ins and entry points loaded)."""
-    from models import registered_factories
+    from symbench.models import registered_factories
 
     return registered_factories()
 
@@ -108,7 +108,7 @@ def validate_card(card, sha256: str | None = None) -> list[str]:
 
 def check_checkpoint(path: Path, card_sha256: str | None, given_sha256: str | None) -> str:
     """Refuse pickles and hash mismatches; returns the verified sha256."""
-    from models.checkpoints import sha256_file
+    from symbench.models.checkpoints import sha256_file
 
     if not path.is_file():
         raise SubmissionError(f"checkpoint not found: {path}")
@@ -176,8 +176,8 @@ def check_contract(model: torch.nn.Module, card, *, batch: int = 6, seed: int = 
 def load_submission(model: str | None = None, file: str | Path | None = None, checkpoint: str | Path | None = None,
                     sha256: str | None = None) -> Submission:
     """Find, validate and build the submitted model, or raise :class:`SubmissionError` listing every problem."""
-    from models import CheckpointError, UnknownModelError, create_model, get_card, resolve_name
-    from models.registry import checkpoint_path
+    from symbench.models import CheckpointError, UnknownModelError, create_model, get_card, resolve_name
+    from symbench.models.registry import checkpoint_path
 
     if file:
         new = import_model_file(file)
@@ -237,9 +237,9 @@ def submit(model: str | None = None, *, file=None, checkpoint=None, sha256=None,
         out: rows file to append to; nothing is appended unless every suite ran.
         data: an ImageData to use instead of CIFAR-10 from ``data_dir`` (tests).
     """
-    from .commands import bench
-    from .records import append_rows, validate_row
-    from .suites import load_suite
+    from symbench.bench.run.evaluate import bench
+    from symbench.bench.run.records import append_rows, validate_row
+    from symbench.bench.suites import load_suite
 
     sub = load_submission(model, file, checkpoint, sha256)
     specs = [load_suite(s) for s in suites]  # unknown suites fail here, before any attack
@@ -270,7 +270,7 @@ def submit(model: str | None = None, *, file=None, checkpoint=None, sha256=None,
 
 
 def _cmd_submit(args) -> int:
-    from .commands import format_rows
+    from symbench.bench.run.records import format_rows
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     rows, message = submit(args.model, file=args.file, checkpoint=args.checkpoint, sha256=args.sha256,

@@ -5,7 +5,7 @@ of the suite's fixed batches — and runs one task per shard (one GPU, or one CP
 no GPU). Each (threat, eps, batch) is seeded from its position only, so a shard computed anywhere
 gives the same per-example record as the local runner. Tasks return their records to the driver,
 which writes them into its store (no shared filesystem needed). When a job's shards are all back,
-one more task takes the normal :func:`bench.commands.bench` path on a copy of that store: every
+one more task takes the normal :func:`symbench.bench.run.evaluate.bench` path on a copy of that store: every
 batch is found stored, so it only aggregates, runs the validity checks and the orbit column (~130 s
 of CPU per paper run, which a CPU-only driver would serialize over every model), and returns the rows
 and its new store files. The driver appends the rows: the local run's rows. See docs/scale-out.md.
@@ -28,7 +28,7 @@ EXECUTORS = ("local", "ray")
 
 @dataclass
 class BenchJob:
-    """One (model, suite) with the keyword arguments of :func:`bench.commands.bench`."""
+    """One (model, suite) with the keyword arguments of :func:`symbench.bench.run.evaluate.bench`."""
 
     model_name: str
     suite_name: str
@@ -39,13 +39,13 @@ class LocalExecutor:
     """Runs jobs one after another in this process (what ``symbench bench`` always did)."""
 
     def bench(self, model_name: str, suite_name: str, **kwargs) -> list[dict]:
-        """Same signature and rows as :func:`bench.commands.bench`."""
+        """Same signature and rows as :func:`symbench.bench.run.evaluate.bench`."""
         [(_, rows)] = self.run([BenchJob(model_name, suite_name, kwargs)])
         return rows
 
     def run(self, jobs: Iterable[BenchJob]) -> Iterator[tuple[BenchJob, list[dict]]]:
         """Yields (job, rows) as each job finishes; rows are appended to ``out`` when the job gives one."""
-        from .commands import bench
+        from symbench.bench.run.evaluate import bench
 
         for job in jobs:
             yield job, bench(job.model_name, job.suite_name, **job.kwargs)
@@ -86,7 +86,7 @@ class RayExecutor:
         self.submitted: list[tuple[str, str, list[int]]] = []  # (model, suite, batches) per shard task
 
     def bench(self, model_name: str, suite_name: str, **kwargs) -> list[dict]:
-        """Same signature and rows as :func:`bench.commands.bench`, computed on the cluster."""
+        """Same signature and rows as :func:`symbench.bench.run.evaluate.bench`, computed on the cluster."""
         [(_, rows)] = self.run([BenchJob(model_name, suite_name, kwargs)])
         return rows
 
@@ -104,8 +104,8 @@ class RayExecutor:
 
         Yields (job, rows) as jobs finish; rows are appended to the job's ``out`` when it names one.
         """
-        from .commands import bench
-        from .runner import split_batches
+        from symbench.bench.run.evaluate import bench
+        from symbench.bench.run.runner import split_batches
 
         ray = self._ray()
         resources = ray.cluster_resources()
@@ -161,10 +161,10 @@ class RayExecutor:
 
     def _prepare(self, job: BenchJob) -> dict | None:
         """Load the suite, model and data on the driver and list the batches the store still lacks."""
-        from .data import load_cifar10
-        from .runner import suite_run_key
-        from .store import Store
-        from .suites import load_suite
+        from symbench.bench.data import load_cifar10
+        from symbench.bench.run.runner import suite_run_key
+        from symbench.bench.run.store import Store
+        from symbench.bench.suites import load_suite
 
         kw = job.kwargs
         suite = load_suite(job.suite_name).with_overrides(n=kw.get("n"), eps=kw.get("eps"),
@@ -187,8 +187,8 @@ class RayExecutor:
 
     def _merge(self, prep: _Prepared, result: dict) -> None:
         """Write a shard's records into the driver's store (never over a record already there)."""
-        from .records import git_commit
-        from .store import Store
+        from symbench.bench.run.records import git_commit
+        from symbench.bench.run.store import Store
 
         if result["key"] != prep.key:
             raise RuntimeError(f"shard of {prep.model_name} computed store key {result['key']}, the driver "
@@ -204,7 +204,7 @@ class RayExecutor:
 
     def _submit_finish(self, finish, prep: _Prepared, use_gpu: bool):
         """Launch the job's finishing task with the driver's store files of the run."""
-        from .suites import SUITE_DIR
+        from symbench.bench.suites import SUITE_DIR
 
         kw = prep.job.kwargs
         root = Path(kw.get("store", "results/store"))
@@ -220,8 +220,8 @@ class RayExecutor:
 
     def _finished(self, prep: _Prepared, result: dict) -> list[dict]:
         """Keep the finishing task's new store files (checks, orbit ...) and append its rows."""
-        from .records import append_rows
-        from .store import atomic_write_text
+        from symbench.bench.run.records import append_rows
+        from symbench.bench.run.store import atomic_write_text
 
         kw = prep.job.kwargs
         root = Path(kw.get("store", "results/store"))
@@ -236,18 +236,18 @@ class RayExecutor:
 
 
 def _load_model(name: str, untrained: bool, model_dir: str | None):
-    """Build a model as :func:`bench.commands.bench` does (registry name, alias, defense or robustbench:)."""
-    from models import create_model, resolve_name
+    """Build a model as :func:`symbench.bench.run.evaluate.bench` does (registry name, alias, defense or robustbench:)."""
+    from symbench.models import create_model, resolve_name
 
     if name.startswith("robustbench:"):
-        from models.robustbench_zoo import load_robustbench_model
+        from symbench.models.robustbench_zoo import load_robustbench_model
         return name, load_robustbench_model(name, model_dir)
     name = resolve_name(name)
     return name, create_model(name, pretrained=not untrained)
 
 
 def _groups(suite) -> list[str]:
-    from .runner import suite_groups
+    from symbench.bench.run.runner import suite_groups
 
     return suite_groups(suite)
 
@@ -257,8 +257,8 @@ def _finish_job(model, data, suite_file: tuple[str, bytes], model_name: str, ove
     """Ray task: the local bench path on a copy of the run's store; returns the rows and the new store files."""
     import torch
 
-    from .commands import bench
-    from .store import atomic_write_text
+    from symbench.bench.run.evaluate import bench
+    from symbench.bench.run.store import atomic_write_text
 
     device = "cuda" if use_gpu else "cpu"
     if not use_gpu:
@@ -283,9 +283,9 @@ def _run_shard(model, suite, data, model_name: str, batches: list[int], seed: di
     """Ray task: compute ``batches`` of one run and return their records (runs on a worker)."""
     import torch
 
-    from .records import device_string, git_commit
-    from .runner import run_suite
-    from .store import Store
+    from symbench.bench.run.records import device_string, git_commit
+    from symbench.bench.run.runner import run_suite
+    from symbench.bench.run.store import Store
 
     device = torch.device("cuda" if use_gpu else "cpu")
     if not use_gpu:
@@ -293,7 +293,7 @@ def _run_shard(model, suite, data, model_name: str, batches: list[int], seed: di
     with tempfile.TemporaryDirectory(prefix="symbench-shard-") as tmp:
         root = store_root or tmp
         if seed:  # the driver's records for these batches (e.g. the clean pass of a resumed run)
-            from .runner import suite_run_key
+            from symbench.bench.run.runner import suite_run_key
             store = Store(root, model_name, suite_run_key(model, suite, data))
             for (group, b), rec in seed.items():
                 if store.get(group, b) is None:

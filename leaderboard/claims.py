@@ -5,8 +5,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .rows import LEADERBOARD_DIR, _variant, fgsm_alone
-from .tables import Cell, Col, Table, num, pct
+from symbench.leaderboard.rows import LEADERBOARD_DIR, _variant, fgsm_alone
+from symbench.leaderboard.tables import Cell, Col, Table, num, pct
 
 CLAIMS_PATH = LEADERBOARD_DIR / "seed_claims.json"
 EPS_TOL = 1e-6

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attacks import attack_class, create_attack
+from symbench.bench.attacks import attack_class, create_attack
 
 log = logging.getLogger(__name__)
 DOCS = "docs/checks.md"
@@ -228,7 +228,7 @@ def run_checks(model: nn.Module, suite, x: torch.Tensor, y: torch.Tensor, outcom
     verdict = "suspect" if any(r.status == "fail" for r in results.values()) else "trusted"
     info = {}
     if len(ctx.y):
-        from .equivariance import equivariance_errors
+        from symbench.bench.checks.equivariance import equivariance_errors
 
         info["equivariance"] = {"clean": equivariance_errors(model, ctx.x)}
         pgd_key = ("ta_pgd", None, None, (("steps", 10),))

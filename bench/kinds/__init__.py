@@ -1,0 +1,3 @@
+"""Imports every module that registers a non-attack suite kind (see ``suites.register_suite_kind``)."""
+from symbench.bench.kinds import clever  # noqa: F401,E402  (kind "clever")
+from symbench.bench.kinds import corruptions  # noqa: F401,E402  (kinds "corruptions", "corrupted_adv")

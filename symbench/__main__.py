@@ -1,0 +1,3 @@
+from symbench.cli import main
+
+raise SystemExit(main())
