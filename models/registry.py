@@ -105,6 +105,33 @@ _ALIASES: dict[str, str] = {}
 _entry_points_loaded = False
 
 
+@dataclass(frozen=True)
+class NameResolver:
+    """Composite model names a registry entry cannot hold, such as ``<model>+<defense>``.
+
+    A higher-level package (``symbench.models.defenses``) registers one, so the registry never
+    imports it back. ``matches(name)`` claims a name; the other three do what the registry's
+    functions of the same name do for it.
+    """
+
+    matches: Callable[[str], bool]
+    resolve: Callable[[str], str]
+    card: Callable[[str], "ModelCard"]
+    create: Callable[..., nn.Module]
+
+
+_RESOLVERS: list[NameResolver] = []
+
+
+def register_name_resolver(resolver: NameResolver) -> None:
+    _RESOLVERS.append(resolver)
+
+
+def _resolver_for(name: str) -> NameResolver | None:
+    _ensure_loaded()
+    return next((r for r in _RESOLVERS if r.matches(name)), None)
+
+
 def _card_file(name: str) -> Path:
     return CHECKPOINT_DIR / f"{name}.json"
 
@@ -171,10 +198,9 @@ def _ensure_loaded() -> None:
 
 def resolve_name(name: str) -> str:
     """Map an alias (``cascaded``) to its model name (``cascaded4``); unknown names fail helpfully."""
-    _ensure_loaded()
-    if "+" in name:  # <model>+<defense>[:k=v,...]: seed-2 test-time defenses, see models/defenses
-        from symbench.models.defenses import resolve_defended
-        return resolve_defended(name)
+    resolver = _resolver_for(name)  # e.g. <model>+<defense>[:k=v,...], registered by models/defenses
+    if resolver is not None:
+        return resolver.resolve(name)
     if name in _REGISTRY:
         return name
     if name in _ALIASES:
@@ -199,9 +225,9 @@ def registered_factories() -> dict[str, Callable[..., nn.Module]]:
 
 def get_card(name: str) -> ModelCard:
     """The card of a model, with what its trained checkpoint's card file adds."""
-    if "+" in name:  # a defended model: the base's card plus the defense's flags
-        from symbench.models.defenses import defended_card
-        return defended_card(name)
+    resolver = _resolver_for(name)  # a defended model: the base's card plus the defense's flags
+    if resolver is not None:
+        return resolver.card(name)
     key = resolve_name(name)
     return _with_trained_card(_REGISTRY[key].card)
 
@@ -231,9 +257,9 @@ def create_model(name: str, pretrained: bool = False, checkpoint: str | Path | N
     """
     from symbench.models.checkpoints import CheckpointError, load_weights
 
-    if "+" in name:  # a defended model: builds the base like this function, then wraps it
-        from symbench.models.defenses import create_defended
-        return create_defended(name, pretrained=pretrained, checkpoint=checkpoint, sha256=sha256, **kwargs)
+    resolver = _resolver_for(name)  # a defended model: builds the base like this function, then wraps it
+    if resolver is not None:
+        return resolver.create(name, pretrained=pretrained, checkpoint=checkpoint, sha256=sha256, **kwargs)
     key = resolve_name(name)
     card = get_card(key)
     model = _REGISTRY[key].factory(**{k: v for k, v in kwargs.items() if v is not None})

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from symbench.bench.attacks import create_attack
-from symbench.bench.attacks.adaptive import adaptive_terms, base_reference
+from symbench.bench.attacks.adaptive import adaptive_terms
+from symbench.bench.run.evaluate import base_reference
 from symbench.bench.attacks.bpda import bpda_logits, eot_grad
 from symbench.bench.suites import load_suite
 from symbench.models import UnknownModelError, create_model, get_card, resolve_name

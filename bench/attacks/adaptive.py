@@ -10,7 +10,8 @@ gradient w.r.t. δ was zero and "adaptive" was plain PGD; ``tests/test_defenses.
 End-to-end: PGD with EOT through the unrolled defense (its T inner steps kept in the graph, second
 order terms included; sign() passes gradients straight through, as its true derivative is zero).
 
-:func:`base_reference` runs a suite on a defended model's base so a row can show the defense's gain.
+The defense's gain over its undefended base is computed by the evaluation, not here: an attack never runs a suite
+(:func:`symbench.bench.run.evaluate.base_reference`).
 """
 from __future__ import annotations
 
@@ -126,26 +127,3 @@ class EndToEnd(Attack):
 
         return pgd(objective, x, y, eps, self.norm, steps=self.steps, step_size=self.step_factor * eps / self.steps,
                    start_random=self.random_start, eot=self.eot)
-
-
-def base_reference(model, suite, data, *, store_root: str = "results/store", device="cpu", progress: bool = False,
-                   num_classes: int = 10) -> list[dict] | None:
-    """Run ``suite`` on the base of a defended model; one dict of extra row fields per (threat, eps).
-
-    Returns None for an undefended model. The fields (``base_model``, ``base_clean_acc``,
-    ``base_robust_acc``, ``base_attacks``) let a row show the defense's gain as a difference. The base
-    run has its own store entry (under the base's name), so it is resumable and shared with plain
-    runs of the base on the same suite and data.
-    """
-    from symbench.bench.run.runner import run_suite
-
-    defense = find_defense(model)
-    if defense is None:
-        return None
-    card = getattr(defense, "card", None) or getattr(model, "card", None)
-    base_name = (card.name if card is not None else "model").split("+")[0]
-    outcomes, _ = run_suite(defense.base, suite, data, model_name=base_name, store_root=store_root, device=device,
-                            num_classes=num_classes, progress=progress)
-    return [{"base_model": base_name, "base_clean_acc": o.clean_acc, "base_robust_acc": o.robust_acc,
-             "base_attacks": [{"label": k, "acc_after": v} for k, v in o.per_attack_acc().items()]}
-            for o in outcomes]

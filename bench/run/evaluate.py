@@ -57,7 +57,6 @@ def bench(model_name: str, suite_name: str, *, data_dir=None, n=None, eps=None, 
     orbit = run_orbit_columns(model, suite, data, outcomes, model_name, key, store, dev)
     base = None
     if suite.option("base_reference"):  # defended model: the same attacks on its undefended base
-        from symbench.bench.attacks.adaptive import base_reference
         base = base_reference(model, suite, data, store_root=store, device=dev, progress=progress)
     rows = [make_row(model_name=model_name, card=card, ckpt_sha256=model_fingerprint(model), suite=suite,
                      outcome=o, data=data, device=dev, store_key=key,
@@ -149,3 +148,27 @@ def _run_other_kind(suite, model, data, **kw) -> list[dict]:
         raise ValueError(f"suite {suite.name!r} has unknown kind {suite.kind!r}; known: attack, {', '.join(SUITE_KINDS)}")
     return SUITE_KINDS[suite.kind](model.eval(), suite, data, model_name=kw["model_name"], store_root=kw["store"],
                                    device=kw["device"], progress=kw["progress"])
+
+
+def base_reference(model, suite, data, *, store_root: str = "results/store", device="cpu", progress: bool = False,
+                   num_classes: int = 10) -> list[dict] | None:
+    """Run ``suite`` on the base of a defended model; one dict of extra row fields per (threat, eps).
+
+    Returns None for an undefended model. The fields (``base_model``, ``base_clean_acc``,
+    ``base_robust_acc``, ``base_attacks``) let a row show the defense's gain as a difference. The base
+    run has its own store entry (under the base's name), so it is resumable and shared with plain
+    runs of the base on the same suite and data.
+    """
+    from symbench.bench.run.runner import run_suite
+    from symbench.models.defenses import find_defense
+
+    defense = find_defense(model)
+    if defense is None:
+        return None
+    card = getattr(defense, "card", None) or getattr(model, "card", None)
+    base_name = (card.name if card is not None else "model").split("+")[0]
+    outcomes, _ = run_suite(defense.base, suite, data, model_name=base_name, store_root=store_root, device=device,
+                            num_classes=num_classes, progress=progress)
+    return [{"base_model": base_name, "base_clean_acc": o.clean_acc, "base_robust_acc": o.robust_acc,
+             "base_attacks": [{"label": k, "acc_after": v} for k, v in o.per_attack_acc().items()]}
+            for o in outcomes]

@@ -150,3 +150,12 @@ __all__ = ["DEFENSES", "DEFAULT_TRANSFORMS", "Defense", "EquivarianceDefense", "
            "equivariance_loss", "equivariance_score", "find_defense", "invariance_loss", "is_defended_name",
            "list_defenses", "parse_defended", "parse_transforms", "register_defense", "resolve_defended", "unwrap",
            "with_params"]
+
+
+def _register_resolver() -> None:
+    from symbench.models.registry import NameResolver, register_name_resolver
+
+    register_name_resolver(NameResolver(is_defended_name, resolve_defended, defended_card, create_defended))
+
+
+_register_resolver()  # the registry knows <model>+<defense> names only through this hook
