@@ -59,7 +59,12 @@ def claims_table(claims: dict, matches: list[ClaimMatch]) -> Table:
                Cell(f"{c['fgsm']:.2f}", c["fgsm"]), pct(m.measured_fgsm), Cell(f"{c['pgd']:.2f}", c["pgd"]),
                pct(m.measured_worst), num(gap, "{:+.1f}"),
                Cell(str(r["n"]), r["n"]) if r else Cell("not measured yet", float("nan")),
-               Cell(r.get("verdict", "") if r else "–")], "" if r else "missing")
+               Cell(r.get("verdict", "") if r else "–", badge=r.get("verdict") if r else None)],
+              "" if r else "missing", attrs={"model": c["model"]},
+              record={"model": c["model"], "paper_label": label, "eps": c["eps"], "source": src.get("table", c["source"]),
+                      "paper_fgsm_pct": c["fgsm"], "measured_fgsm": m.measured_fgsm, "paper_pgd_pct": c["pgd"],
+                      "measured_worst": m.measured_worst, "pgd_gap_pp": gap, "n": r["n"] if r else None,
+                      "verdict": r.get("verdict") if r else None})
     return t
 
 

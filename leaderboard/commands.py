@@ -10,9 +10,10 @@ from symbench.leaderboard.rows import DEFAULT_ROWS, LEADERBOARD_DIR, _rel, check
 
 def _cmd_build(args) -> int:
     res = build(args.rows, args.out, args.reference, args.claims, plots=not args.no_plots, screenshot=args.screenshot)
-    print(f"wrote {_rel(res.readme)}, {_rel(res.html)}"
+    print(f"wrote {_rel(res.readme)}, {_rel(res.html)}, {len(res.model_pages)} model page(s) in "
+          f"{_rel(res.html.parent / 'models')}, {len(res.downloads)} download(s) in {_rel(res.html.parent / 'data')}"
           + (f", {len(res.plots)} plot(s) in {_rel(res.html.parent / 'plots')}" if res.plots else ", no plots")
-          + (f", {_rel(res.screenshot)}" if res.screenshot else ""))
+          + "".join(f", {_rel(p)}" for p in res.screenshots))
     return 0
 
 
@@ -42,7 +43,8 @@ def add_leaderboard_commands(sub) -> None:
     s.add_argument("--reference", help="RobustBench reported rows (default leaderboard/robustbench_reference.jsonl)")
     s.add_argument("--claims", default=str(CLAIMS_PATH), help="seed paper claims (default leaderboard/seed_claims.json)")
     s.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    s.add_argument("--screenshot", action="store_true", help="also write screenshot.png (headless Chromium)")
+    s.add_argument("--screenshot", action="store_true",
+                   help="also write full-page screenshot.png (1400 px) and screenshot-390.png (390 px), headless Chromium")
     s.set_defaults(func=_cmd_build)
     s = lsub.add_parser("validate", help="validate rows files against leaderboard/schema.json")
     s.add_argument("paths", nargs="*", help="rows files (default: leaderboard/v*/rows.jsonl and the reference table)")

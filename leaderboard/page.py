@@ -1,278 +1,285 @@
-"""The page: every section computed once from the rows (``collect``), rendered as markdown and HTML (``build``)."""
+"""The page: boards computed once from the rows (``collect``), rendered by Jinja2 templates (``build``).
+
+Output, one self-contained folder that works from ``file://`` with no network: ``index.html`` (a
+tab per board, inline CSS/JS, board plots inlined), ``models/<name>.html`` (a page per model),
+``plots/*.png``, ``data/<board>.{csv,json}`` (downloads) and ``README.md`` (the boards as Markdown).
+HTML templates autoescape; the Markdown template escapes every value it prints (``md_escape``), so
+nothing read from a row reaches either page as markup.
+"""
 from __future__ import annotations
 
 import base64
 import hashlib
-import html
+import json
 import logging
-from dataclasses import dataclass
+import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from symbench.leaderboard.browser import take_screenshot
-from symbench.leaderboard.cards import cards_table, model_cards
+import jinja2
+from markupsafe import Markup, escape
+
+from symbench.leaderboard.boards import (LINF_EPS, L2_EPS, Board, acc_cell, clever_board, corruption_boards,
+                                         defense_board, eps_board, model_file, pick_rows, symmetry_board, threat_board,
+                                         verdict_cell)
+from symbench.leaderboard.browser import take_full_screenshot
+from symbench.leaderboard.cards import cards_table, model_cards, model_params
 from symbench.leaderboard.claims import CLAIMS_PATH, claims_sentence, claims_table, load_claims, match_claims
-from symbench.leaderboard.plots import PLOT_PREFIXES, plot_clever, plot_corruptions, plot_robust_vs_eps
-from symbench.leaderboard.rows import (DEFAULT_ROWS, _is_attack, _is_clever, _is_corrupted_adv, _is_corruption, _rel, _variant,
-                   failing_checks, latest_rows, read_jsonl, validate_rows_file)
-from symbench.leaderboard.sections import (clever_table, corrupted_adv_table, corruption_table, paper_pivot_table, protocol,
-                       reference_table, results_table, seed_corrupted_means)
-from symbench.leaderboard.tables import Table, table_html, table_markdown
+from symbench.leaderboard.plots import PLOT_PREFIXES, plot_clever, plot_corruptions, plot_model_curves, plot_robust_vs_eps
+from symbench.leaderboard.rows import (DEFAULT_ROWS, _is_attack, _is_clever, _is_corrupted_adv, _is_corruption, _variant,
+                                       fgsm_alone, read_jsonl, validate_rows_file)
+from symbench.leaderboard.sections import check_explanations, protocol, suspect_lines, validity_summary
+from symbench.leaderboard.tables import Cell, Col, Table, md_escape, pct, records_frame, safe_url, sort_attr, table_markdown
+from symbench.paths import package_file
 
 log = logging.getLogger("symbench.leaderboard")
+
+SCREENSHOT_WIDTHS = {"screenshot.png": 1400, "screenshot-390.png": 390}
+SUITE_ORDER = ("standard", "adaptive", "quick", "paper", "corrupted_adv", "clever", "corruptions")
 
 
 @dataclass
 class Page:
-    """Everything both renderings show, computed once from the rows."""
+    """Everything the renderings show, computed once from the rows."""
 
+    version: str
     rows_path: Path
+    rows_href: str
     rows_sha256: str
     n_rows: int
-    n_superseded: int
+    n_hidden: int
     rows: list[dict]
-    protocol: list[dict]
-    results: Table
-    paper: Table
-    corrupted_adv: Table
-    clever: Table
-    corruptions: Table
-    references: Table
+    boards: list[Board]
     claims: Table
     claims_sentence: str
-    claims_meta: dict
     cards: Table
-    verdicts: dict[str, int]
-    suspect: list[dict]
-    plots: list[Path]
+    validity: dict
+    suspect: list[tuple[str, str]]
+    protocol: list[dict]
+    explain: dict
+    out_dir: Path
+    models: list[dict] = field(default_factory=list)
+    plots: list[Path] = field(default_factory=list)
 
 
-def collect(rows_path: Path, reference_path: Path, claims_path: Path, plot_dir: Path | None) -> Page:
+def _suite_rank(r: dict) -> tuple:
+    s = r["suite"]
+    return (SUITE_ORDER.index(s) if s in SUITE_ORDER else len(SUITE_ORDER), s, r["threat"], float(r["eps"]))
+
+
+def _pct_text(acc, n) -> str:
+    c = acc_cell(acc, n, bar=False)
+    return f"{c.text}% {c.sub}" if acc is not None else "–"
+
+
+def model_context(name: str, rows: list[dict], cards: dict, claims: dict, explain: dict, plot: Path | None) -> dict:
+    """What a model's page shows: card facts, every row of it, per attack row its cascade, checks and errors."""
+    mine = [r for r in rows if r["model"] == name]
+    card = {"description": "", "adversarially_trained": False, "depth": None, "training": "", "train_time": "",
+            "weights": "", "flags": "", "paper": "", "notes": "", "card_clean_acc": None, **(cards.get(name) or {})}
+    attack = sorted([r for r in mine if _is_attack(r)], key=_suite_rank)
+    t = Table(f"rows-{name}", [Col("suite"), Col("threat"), Col("eps", True), Col("clean %", True), Col("robust %", True),
+                               Col("FGSM alone %", True, narrow=False), Col("n", True), Col("verdict"),
+                               Col("device", narrow=False)])
+    details = []
+    for i, r in enumerate(attack):
+        anchor = f"row-{r['suite']}-{r['threat']}-{i}"
+        t.add([Cell(r["suite"], href=f"#{anchor}", title=r["suite_id"]), Cell(r["threat"]),
+               Cell(r.get("eps_display") or f"{r['eps']:g}", r["eps"]), acc_cell(r["clean_acc"], r["n"], bar=False),
+               acc_cell(r["robust_acc"], r["n"]), pct(fgsm_alone(r)), Cell(str(r["n"]), r["n"]), verdict_cell(r),
+               Cell(r.get("device", ""))], cls=r.get("verdict", ""), attrs={"model": name},
+              record={"suite": r["suite"], "threat": r["threat"], "eps": r["eps"]})
+        eq = r.get("equivariance") or {}
+        eq_keys = list(dict.fromkeys(k for v in eq.values() for k in (v or {})))
+        orbit = r.get("orbit")
+        details.append({
+            "anchor": anchor, "title": f"{r['suite']} · {r['threat']} {r.get('eps_display') or r['eps']}",
+            "verdict": r.get("verdict", "unchecked"), "suite_id": r["suite_id"], "n": r["n"], "seed": r.get("seed"),
+            "ckpt": (r.get("ckpt_sha256") or "–")[:12],
+            "device": r.get("device", ""), "data_source": r.get("data_source", ""), "commit": r.get("commit", ""),
+            "created": r.get("created", ""), "clean": _pct_text(r["clean_acc"], r["n"]),
+            "robust": _pct_text(r["robust_acc"], r["n"]),
+            "base": (f"{r['base_model']}: clean {_pct_text(r.get('base_clean_acc'), r['n'])}, robust "
+                     f"{_pct_text(r['base_robust_acc'], r['n'])}") if r.get("base_model") else "",
+            "cascade": [(a["label"], f"{100 * a['acc_after']:.1f}%") for a in r.get("attacks") or []],
+            "checks": [{"name": k, "status": c.get("status", ""), "detail": c.get("detail", ""),
+                        "fails_when": (explain.get(k) or {}).get("fails_when", ""),
+                        "why": (explain.get(k) or {}).get("why", "")}
+                       for k, c in sorted((r.get("checks") or {}).items())],
+            "equivariance": [(which, {k: f"{v[k]:.3f}" if v.get(k) is not None else "–" for k in eq_keys})
+                             for which, v in eq.items() if v],
+            "eq_keys": eq_keys,
+            "orbit": {"summary": (f"correct on every one of {len(orbit.get('transforms') or [])} copies "
+                                  f"({', '.join(orbit.get('transforms') or [])}): {100 * orbit['clean_acc']:.1f}% without "
+                                  f"and {100 * orbit['robust_acc']:.1f}% with {orbit.get('attack')} "
+                                  f"{orbit.get('params') or ''} on each copy (n={orbit['n']}); accuracy per copy under the "
+                                  "attack:"),
+                      "per": [(k, f"{100 * v:.1f}") for k, v in (orbit.get("per_transform") or {}).items()]}
+            if orbit else None,
+        })
+    extra = []
+    clever = [r for r in mine if _is_clever(r)]
+    if clever:
+        ct = Table(f"clever-{name}", [Col("norm"), Col("radius", True), Col("median", True), Col("q1", True),
+                                      Col("q3", True), Col("min", True), Col("max", True), Col("images scored", True)])
+        for r in clever:
+            c = r["clever"]
+            ct.add([Cell(r["threat"])] + [Cell(f"{v:.4g}" if v is not None else "–", v) for v in
+                                          (r["eps"], c.get("median"), c.get("q1"), c.get("q3"), c.get("min"), c.get("max"))]
+                   + [Cell(str(c.get("n_scored", 0)), c.get("n_scored", 0))])
+        extra.append(("CLEVER", "An estimate, not a certificate: a sampled extreme-value estimate of a lower bound on the "
+                      "smallest adversarial perturbation, capped at the sampling radius.", ct))
+    corr = [r for r in mine if _is_corruption(r)]
+    if corr:
+        extra.append(("CIFAR-10-C" + (" (generated)" if all(str(r.get("data_source", "")).startswith("generated:")
+                                                            for r in corr) else ""),
+                      "Accuracy % per corruption and severity (no attack); the means are over severities.",
+                      _grid(f"c10c-{name}", corr, lambda v: v.split("/", 1), "severity")))
+    cadv = [r for r in mine if _is_corrupted_adv(r)]
+    if cadv:
+        extra.append(("Corrupted + attacked", "Robust accuracy % on corrupted images (severity in the variant) per eps.",
+                      _grid(f"cadv-{name}", cadv, lambda v: (v, None), "eps")))
+    sha = card.get("sha256") or next((r.get("ckpt_sha256") for r in reversed(mine) if r.get("ckpt_sha256")), "") or ""
+    fam = card.get("family") or next((r.get("family") for r in mine if r.get("family")), "")
+    grp = card.get("group") or next((r.get("group") for r in mine if r.get("group")), "")
+    return {"name": name, "card": card, "family": fam, "group": grp, "params": model_params(name, cards, rows),
+            "sha256": sha, "rows_table": t, "details": details, "extra": extra, "plot": plot.name if plot else None}
+
+
+def _grid(tid: str, rows: list[dict], split, col_name: str) -> Table:
+    """A line per corruption, a column per severity (or eps), from one model's rows."""
+    cells: dict[str, dict[str, float]] = {}
+    cols: list[str] = []
+    for r in rows:
+        line, col = split(_variant(r))
+        if col is None:
+            col = r.get("eps_display") or f"{r['eps']:g}"
+        cells.setdefault(line, {})[col] = r["robust_acc"]
+        if col not in cols:
+            cols.append(col)
+    cols = sorted(cols, key=lambda c: (c == "mean", float(c) if re.fullmatch(r"[\d.]+", c) else 0, c))
+    t = Table(tid, [Col("corruption")] + [Col(f"{col_name} {c}" if c != "mean" else "mean", True) for c in cols])
+    for line, vals in cells.items():
+        t.add([Cell(line.replace("_", " "))] + [pct(vals.get(c)) for c in cols])
+    return t
+
+
+def collect(rows_path: Path, reference_path: Path, claims_path: Path, plot_dir: Path | None,
+            out_dir: Path | None = None) -> Page:
+    out_dir = out_dir or rows_path.parent
     all_rows = [r for r in read_jsonl(rows_path) if r.get("kind", "measured") == "measured"]
-    rows, superseded = latest_rows(all_rows)
+    rows, hidden = pick_rows(all_rows)
     refs = read_jsonl(reference_path)
     claims = load_claims(claims_path)
     names = list(dict.fromkeys(r["model"] for r in rows))
     cards = model_cards(sorted(set(names) | {c["model"] for c in claims.get("claims", [])}))
-    attack_rows = [r for r in rows if _is_attack(r)]
-    matches = match_claims(claims, attack_rows)
-    plots = []
+    pages = set(names)
+    explain = check_explanations()
+    plots: dict[str, list[Path]] = {"eps": [], "clever": [], "corruptions": []}
+    model_plots: dict[str, Path] = {}
     if plot_dir is not None:
         plot_dir.mkdir(parents=True, exist_ok=True)
-        for old in plot_dir.glob("*.png"):  # stale plots of data that no longer qualifies
-            if old.name.startswith(PLOT_PREFIXES):
+        plots["eps"] = plot_robust_vs_eps(rows, refs, claims, cards, plot_dir)
+        plots["clever"] = plot_clever(rows, plot_dir)
+        plots["corruptions"] = plot_corruptions(rows, plot_dir)
+        for m in names:
+            p = plot_model_curves(m, rows, claims, plot_dir)
+            if p is not None:
+                model_plots[m] = p
+        fresh = {p.name for ps in plots.values() for p in ps} | {p.name for p in model_plots.values()}
+        for old in plot_dir.glob("*.png"):  # plots of data that no longer qualifies
+            if old.name.startswith(PLOT_PREFIXES) and old.name not in fresh:
                 old.unlink()
-        plots += plot_robust_vs_eps(rows, refs, claims, cards, plot_dir)
-        plots += plot_clever(rows, plot_dir)
-        plots += plot_corruptions(rows, plot_dir)
-    verdicts: dict[str, int] = {}
-    for r in rows:
-        verdicts[r.get("verdict", "unchecked")] = verdicts.get(r.get("verdict", "unchecked"), 0) + 1
+    boards = [threat_board(rows, refs, cards, pages, "linf", LINF_EPS, "linf", "Linf 8/255", "8/255"),
+              threat_board(rows, refs, cards, pages, "l2", L2_EPS, "l2", "L2 0.5", "0.5"),
+              eps_board(rows, cards, pages, plots["eps"]), symmetry_board(rows, cards, pages),
+              *corruption_boards(rows, cards, pages, claims, plots["corruptions"]),
+              clever_board(rows, cards, pages, plots["clever"]), defense_board(rows, cards, pages)]
+    boards = [b for b in boards if any(r.attrs.get("reported") != "1" for r in b.table.rows)]  # a board needs our rows
+    matches = match_claims(claims, [r for r in rows if _is_attack(r)])
     raw = rows_path.read_bytes() if rows_path.is_file() else b""
-    return Page(rows_path=rows_path, rows_sha256=hashlib.sha256(raw).hexdigest(), n_rows=len(all_rows),
-                n_superseded=superseded, rows=rows, protocol=protocol(rows),
-                results=results_table(attack_rows), paper=paper_pivot_table(attack_rows),
-                corrupted_adv=corrupted_adv_table([r for r in rows if _is_corrupted_adv(r)], seed_corrupted_means(claims)),
-                clever=clever_table([r for r in rows if _is_clever(r)]),
-                corruptions=corruption_table([r for r in rows if _is_corruption(r)]),
-                references=reference_table(refs), claims=claims_table(claims, matches),
-                claims_sentence=claims_sentence(matches), claims_meta=claims,
-                cards=cards_table(names, cards, rows), verdicts=verdicts,
-                suspect=[r for r in rows if r.get("verdict") == "suspect"], plots=plots)
+    models = [model_context(m, rows, cards, claims, explain, model_plots.get(m)) for m in sorted(names)]
+    return Page(version=rows_path.parent.name if re.fullmatch(r"v\d+", rows_path.parent.name) else "",
+                rows_path=rows_path, rows_href=Path(os.path.relpath(rows_path.resolve(), out_dir.resolve())).as_posix(),
+                rows_sha256=hashlib.sha256(raw).hexdigest(), n_rows=len(all_rows), n_hidden=hidden, rows=rows,
+                boards=boards, claims=claims_table(claims, matches), claims_sentence=claims_sentence(matches),
+                cards=cards_table(sorted(names), cards, rows), validity=validity_summary(rows),
+                suspect=suspect_lines(rows), protocol=protocol(rows), explain=explain, out_dir=out_dir, models=models,
+                plots=[p for ps in plots.values() for p in ps] + list(model_plots.values()))
 
 
-def _suspect_lines(page: Page) -> list[str]:
-    out = []
-    for r in page.suspect:
-        where = f"{r['model']} / {r['suite']} / {r['threat']} {r.get('eps_display') or r['eps']}" + (
-            f" / {_variant(r)}" if _variant(r) else "")
-        fails = "; ".join(f"{k}: {d}" for k, d in failing_checks(r)) or "no failing check recorded"
-        out.append((where, fails))
-    return out
+class MdSafe(str):
+    """Markdown already escaped (a rendered table): printed as is by the Markdown template."""
 
 
-def _verdict_text(page: Page) -> str:
-    return ", ".join(f"{v} {k}" for k, v in sorted(page.verdicts.items())) or "no rows"
+def _code(text) -> Markup:
+    """Escape text, turning `backticks` into <code>."""
+    parts = str(escape(str(text))).split("`")
+    return Markup("".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts)))
 
 
-def _protocol_lines(page: Page) -> list[str]:
-    lines = []
-    for p in page.protocol:
-        lines.append(f"`{p['suite']}` ({', '.join(p['suite_ids'])}): {p['threats']}; attacks {p['attacks']}; "
-                     f"n = {'/'.join(map(str, p['n']))} test images, seed {'/'.join(map(str, p['seeds']))}; "
-                     f"{p['rows']} row(s), {p['models']} model(s); hardware {', '.join(p['devices'])}; "
-                     f"data {', '.join(p['data'])}; toolkits {p['toolkits'] or 'n/a'}; commits {', '.join(p['commits'])}")
-    return lines
+def _env(markdown: bool = False) -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader(str(package_file("symbench.leaderboard", "templates")))
+    if markdown:
+        return jinja2.Environment(loader=loader, autoescape=False, keep_trailing_newline=True,
+                                  undefined=jinja2.StrictUndefined,
+                                  finalize=lambda v: v if isinstance(v, MdSafe) else md_escape("" if v is None else v))
+    env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters.update(code=_code, safe_url=safe_url)
+    env.globals.update(sort_attr=sort_attr)
+    return env
 
 
-HEADER_NOTE = ("Generated by `symbench leaderboard build` from {n} row(s) of `{path}` (sha256 {sha}); "
-               "do not edit by hand: rows are appended by tools and this page is rebuilt from them.")
-
-
-CORRUPTED_ADV_NOTE = ("The seed column is Table 1's Mean row (seed_claims.json). The seed states neither the attack "
-                      "(FGSM or PGD, how many steps) nor the corruption severity, so compare it with both measured "
-                      "columns; three of its eps-0.01 means (cascaded, both R & S models) also disagree with the "
-                      "mean of its own 19 corruption rows.")
-
-
-def render_markdown(page: Page) -> str:
-    md = ["# symbench leaderboard v1 (CIFAR-10)", "",
-          HEADER_NOTE.format(n=page.n_rows, path=_rel(page.rows_path), sha=page.rows_sha256[:12]),
-          "The interactive page is [index.html](index.html) (sortable tables); rules in [../README.md](../README.md).", ""]
-    if page.n_superseded:
-        md += [f"{page.n_superseded} older row(s) with the same model/suite/threat/eps/variant are superseded by a later "
-               "one and not shown; rows.jsonl keeps them.", ""]
-    md += ["## Protocol", ""] + [f"- {line}" for line in _protocol_lines(page)] + [
-        "- Accuracies are on CIFAR-10 test images, in percent; robust accuracy is the per-example worst case over "
-        "every attack of the suite; eps is on the [0,1] pixel scale.", ""]
-    if page.paper.rows:
-        md += ["## Robustness vs eps (suite paper, seed Figures 1-2)", "",
-               "Worst-case accuracy % per eps, FGSM alone in brackets.", "", table_markdown(page.paper)]
-    md += ["## Results (attack suites)", "",
-           "Sorted by robust accuracy. A row is **suspect** when one of its validity checks failed "
-           "(its number is probably an overestimate); **unchecked** rows ran without checks.", "",
-           table_markdown(page.results)]
-    md += ["## Validity", "", f"Verdicts: {_verdict_text(page)}.", ""]
-    sl = _suspect_lines(page)
-    md += ([f"- **suspect** {w}: {f}" for w, f in sl] if sl else ["No suspect rows."]) + [""]
-    md += ["## Seed claims vs symbench", "",
-           "The seed paper's printed FGSM/PGD accuracies ([seed_claims.json](../seed_claims.json), with the table "
-           "each comes from) beside symbench's `paper` suite on the same architecture and eps.", "",
-           page.claims_sentence, "", table_markdown(page.claims)]
-    if page.plots:
-        md += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in page.plots] + [""]
-    md += ["## CLEVER", "", table_markdown(page.clever)]
-    md += ["## Corruptions (CIFAR-10-C, mean over severities)", "", table_markdown(page.corruptions)]
-    if page.corrupted_adv.rows:
-        md += ["## Corrupted + attacked (seed Table 1 protocol, mean over corruptions)", "", CORRUPTED_ADV_NOTE, "",
-               table_markdown(page.corrupted_adv)]
-    md += ["## RobustBench references (reported, not measured here)", "",
-           "From `leaderboard/robustbench_reference.jsonl` (RobustBench model_info, AutoAttack, full test set).", "",
-           table_markdown(page.references)]
-    md += ["## Model cards", "", table_markdown(page.cards)]
-    return "\n".join(md).rstrip() + "\n"
-
-
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:0 18px 40px;color:#1d2330}
-h1{font-size:22px;margin:18px 0 4px} h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #dde2ea;padding-bottom:3px}
-.note{color:#5b6475;font-size:12.5px} code{background:#f2f4f8;padding:0 3px;border-radius:3px}
-nav a{margin-right:12px;font-size:13px}
-.scroll{overflow-x:auto;margin:6px 0 10px} table{border-collapse:collapse;font-size:12.5px;width:100%}
-th,td{border-bottom:1px solid #e6e9ef;padding:3px 7px;text-align:left;vertical-align:top}
-th{background:#f4f6fa;position:sticky;top:0;cursor:pointer;user-select:none;white-space:nowrap}
-th[aria-sort=ascending]::after{content:" \\25B2";font-size:10px} th[aria-sort=descending]::after{content:" \\25BC";font-size:10px}
-td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-tr.suspect td{background:#fdecec} tr.suspect td:first-child{border-left:4px solid #d33}
-tr.unchecked td:first-child{border-left:4px solid #c9a400} tr.missing td{color:#8a93a3}
-tr.reference td{background:#f3f8f1}
-td ul{margin:0;padding-left:16px}
-.badge{display:inline-block;padding:0 6px;border-radius:9px;font-size:11.5px;font-weight:600}
-.badge.trusted{background:#dcf3e1;color:#176b2c} .badge.suspect{background:#d33;color:#fff}
-.badge.unchecked{background:#fff2c2;color:#705b00} .badge.reported{background:#e4ecfb;color:#24467f}
-.plots img{max-width:100%;border:1px solid #e6e9ef;margin:6px 0}
-.empty{color:#8a93a3;font-style:italic}
-"""
-
-# Small, dependency-free sorting: click a header; #sort=<table>:<col>:<asc|desc> sorts on load.
-JS = """
-(function(){
-  function val(td,num){var v=td.getAttribute('data-v');if(v===null)v=td.textContent.trim();
-    if(num){var f=parseFloat(v);return isNaN(f)?-Infinity:f;}return v.toLowerCase();}
-  function sortTable(t,col,dir){
-    var ths=t.tHead.rows[0].cells,num=ths[col].getAttribute('data-type')==='num',tb=t.tBodies[0];
-    var rows=Array.prototype.slice.call(tb.rows);
-    rows.sort(function(a,b){var x=val(a.cells[col],num),y=val(b.cells[col],num);return (x<y?-1:x>y?1:0)*dir;});
-    rows.forEach(function(r){tb.appendChild(r);});
-    for(var i=0;i<ths.length;i++)ths[i].removeAttribute('aria-sort');
-    ths[col].setAttribute('aria-sort',dir>0?'ascending':'descending');
-    t.setAttribute('data-sorted',col+':'+(dir>0?'asc':'desc'));
-  }
-  var tables=document.querySelectorAll('table.sortable');
-  Array.prototype.forEach.call(tables,function(t){
-    var ths=t.tHead.rows[0].cells;
-    Array.prototype.forEach.call(ths,function(th,i){th.addEventListener('click',function(){
-      var cur=t.getAttribute('data-sorted')||'';var dir=(cur===i+':desc')?1:(cur===i+':asc'?-1:(th.getAttribute('data-type')==='num'?-1:1));
-      sortTable(t,i,dir);});});
-    var d=t.getAttribute('data-default-sort');
-    if(d){var p=d.split(':');sortTable(t,+p[0],p[1]==='asc'?1:-1);}
-  });
-  var m=/sort=([^:&]+):(\\d+):(asc|desc)/.exec(location.hash||'');
-  if(m){var t=document.getElementById(m[1]);if(t)sortTable(t,+m[2],m[3]==='asc'?1:-1);}
-  document.body.setAttribute('data-js','ready');
-})();
-"""
+def _common(page: Page) -> dict:
+    return {"version": page.version, "rows_sha256": page.rows_sha256, "n_rows": page.n_rows, "n_hidden": page.n_hidden,
+            "validity": page.validity, "suspect": page.suspect, "protocol": page.protocol, "explain": page.explain}
 
 
 def render_html(page: Page) -> str:
-    e = html.escape
-    plots = "".join(f'<figure><img alt="{e(p.stem)}" src="data:image/png;base64,'
-                    f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption class="note">plots/{e(p.name)}</figcaption></figure>'
-                    for p in page.plots)
-    sl = _suspect_lines(page)
-    suspect = ("<ul>" + "".join(f"<li><b>suspect</b> {e(w)}: {e(f)}</li>" for w, f in sl) + "</ul>") if sl \
-        else "<p>No suspect rows.</p>"
-    superseded = (f'<p class="note">{page.n_superseded} older row(s) with the same model/suite/threat/eps/variant '
-                  "are superseded by a later one and not shown; rows.jsonl keeps them.</p>") if page.n_superseded else ""
-    protocol_html = ("<ul>" + "".join(f"<li>{_inline_code(line)}</li>" for line in _protocol_lines(page))
-                     + "<li>Accuracies are on CIFAR-10 test images, in percent; robust accuracy is the per-example "
-                       "worst case over every attack of the suite; eps is on the [0,1] pixel scale.</li></ul>")
-    sections = [
-        ("results-sec", "Results (attack suites)",
-         '<p class="note">Click a column to sort. <span class="badge suspect">⚠ suspect</span> rows failed a '
-         "validity check (their robust accuracy is probably an overestimate; the failing checks are listed); "
-         '<span class="badge unchecked">unchecked</span> rows ran without checks. Hover a verdict for every '
-         "check.</p>" + table_html(page.results)),
-        ("validity", "Validity", f"<p>Verdicts: {e(_verdict_text(page))}.</p>" + suspect),
-    ]
-    if page.paper.rows:
-        sections.append(("paper-sec", "Robustness vs eps (suite paper)",
-                         '<p class="note">Worst-case accuracy % per eps, FGSM alone in brackets; the seed\'s '
-                         "Figures 1-2 as a table.</p>" + table_html(page.paper)))
-    sections += [
-        ("claims-sec", "Seed claims vs symbench",
-         '<p class="note">The seed paper\'s printed numbers (leaderboard/seed_claims.json, with their table and '
-         "section) beside symbench's <code>paper</code> suite on the same architecture and eps.</p>"
-         f"<p><b>{_inline_code(page.claims_sentence)}</b></p>" + table_html(page.claims)),
-        ("plots", "Plots", f'<div class="plots">{plots}</div>' if plots else '<p class="empty">(no plots yet)</p>'),
-        ("clever-sec", "CLEVER", table_html(page.clever)),
-        ("corruptions-sec", "Corruptions (CIFAR-10-C, mean over severities)", table_html(page.corruptions)),
-    ]
-    if page.corrupted_adv.rows:
-        sections.append(("corrupted-adv-sec", "Corrupted + attacked (mean over corruptions)",
-                         f'<p class="note">{html.escape(CORRUPTED_ADV_NOTE)}</p>' + table_html(page.corrupted_adv)))
-    sections += [
-        ("references", "RobustBench references (reported, not measured here)",
-         '<p class="note">From leaderboard/robustbench_reference.jsonl (RobustBench model_info, AutoAttack, '
-         "10,000 test images).</p>" + table_html(page.references)),
-        ("cards-sec", "Model cards", table_html(page.cards)),
-        ("protocol", "Protocol", protocol_html),
-    ]
-    nav = "".join(f'<a href="#{sid}">{e(title.split(" (")[0])}</a>' for sid, title, _ in sections)
-    body = "\n".join(f'<section id="{sid}"><h2>{e(title)}</h2>\n{content}</section>' for sid, title, content in sections)
-    note = HEADER_NOTE.format(n=page.n_rows, path=_rel(page.rows_path), sha=page.rows_sha256[:12])
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-            "<title>symbench leaderboard v1</title>"
-            f"<style>{CSS}</style></head>\n<body>\n<h1>symbench leaderboard v1 · CIFAR-10</h1>"
-            f'<p class="note">{_inline_code(note)}</p>{superseded}<p class="summary">{_inline_code(_protocol_summary(page))}</p>'
-            f'<nav>{nav}</nav>\n{body}\n'
-            f"<script>{JS}</script>\n</body></html>\n")
+    images = {p.name: "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()
+              for b in page.boards for p in b.plots}
+    measured = [r for b in page.boards for r in b.table.rows if r.attrs.get("reported") != "1"]
+    filters = {k: sorted({r.attrs.get(k, "") for r in measured} - {""}) for k in ("family", "group", "verdict")}
+    return _env().get_template("index.html.j2").render(
+        **_common(page), rows_href=page.rows_href, boards=page.boards, claims=page.claims,
+        claims_sentence=page.claims_sentence, cards=page.cards, filters=filters, images=images)
 
 
-def _protocol_summary(page: Page) -> str:
-    """One line for the top of the page: suites with their n, and the hardware the rows ran on."""
-    if not page.protocol:
-        return "Protocol: no measured rows yet."
-    suites = ", ".join(f"`{p['suite']}` (n={'/'.join(map(str, p['n']))})" for p in page.protocol)
-    devices = sorted({d for p in page.protocol for d in p["devices"]})
-    return (f"Protocol: CIFAR-10 test images; suites {suites}; hardware {', '.join(devices)}; "
-            "robust accuracy = per-example worst case over the suite's attacks (details under Protocol).")
+def render_model(page: Page, m: dict) -> str:
+    href = Path(os.path.relpath(page.rows_path.resolve(), (page.out_dir / "models").resolve())).as_posix()
+    return _env().get_template("model.html.j2").render(**_common(page), rows_href=href, m=m)
 
 
-def _inline_code(text: str) -> str:
-    """Escape text, turning `backticks` into <code>."""
-    parts = html.escape(text).split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+def render_markdown(page: Page) -> str:
+    def not_more(r):  # the reported rows the page shows before a reader asks for all
+        return "more" not in r.cls.split()
+
+    md_tables = {b.id: MdSafe(table_markdown(b.table, keep=not_more)) for b in page.boards}
+    md_extra = {b.id: [MdSafe(table_markdown(t)) for _, _, t in b.extra] for b in page.boards}
+    text = _env(markdown=True).get_template("README.md.j2").render(
+        **_common(page), rows_href=page.rows_href, boards=page.boards, md_tables=md_tables, md_extra=md_extra,
+        claims_sentence=page.claims_sentence, md_claims=MdSafe(table_markdown(page.claims)),
+        md_cards=MdSafe(table_markdown(page.cards)))
+    return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
+
+
+def _json_default(v):
+    return str(v)
+
+
+def board_downloads(page: Page) -> dict[str, str]:
+    """file name under data/ → content: every board (and the claims and model tables) as CSV and JSON."""
+    out = {}
+    tables = [(b.id, b.table) for b in page.boards] + [("claims", page.claims), ("models", page.cards)]
+    for tid, t in tables:
+        recs = [r.record for r in t.sorted_rows()]
+        out[f"{tid}.json"] = json.dumps(recs, indent=1, default=_json_default, allow_nan=False) + "\n"
+        df = records_frame(t)
+        for col in df.columns:  # lists and dicts as JSON text, so a spreadsheet shows them whole
+            df[col] = df[col].map(lambda v: json.dumps(v, default=_json_default) if isinstance(v, (list, dict)) else v)
+        out[f"{tid}.csv"] = df.to_csv(index=False, lineterminator="\n")
+    return out
 
 
 @dataclass
@@ -281,12 +288,15 @@ class BuildResult:
     html: Path
     plots: list[Path]
     screenshot: Path | None = None
+    screenshots: list[Path] = field(default_factory=list)
+    model_pages: list[Path] = field(default_factory=list)
+    downloads: list[Path] = field(default_factory=list)
 
 
 def build(rows_path: str | Path = DEFAULT_ROWS, out_dir: str | Path | None = None,
           reference_path: str | Path | None = None, claims_path: str | Path = CLAIMS_PATH,
           plots: bool = True, screenshot: bool = False) -> BuildResult:
-    """Render README.md, index.html and plots/ for one leaderboard version from its rows.
+    """Render one leaderboard version from its rows: README.md, index.html, models/, plots/, data/.
 
     Args:
         rows_path: the version's rows.jsonl (append-only, schema-validated).
@@ -294,28 +304,49 @@ def build(rows_path: str | Path = DEFAULT_ROWS, out_dir: str | Path | None = Non
         reference_path: RobustBench reported rows (default leaderboard/robustbench_reference.jsonl).
         claims_path: the seed paper's printed numbers (leaderboard/seed_claims.json).
         plots: render the PNG plots (matplotlib, Agg).
-        screenshot: also write screenshot.png of the page with headless Chromium.
+        screenshot: also write full-page screenshot.png (1400 px) and screenshot-390.png (390 px) with
+            headless Chromium.
     """
     from symbench.leaderboard.robustbench_ref import REFERENCE_PATH
 
     rows_path = Path(rows_path)
     out = Path(out_dir) if out_dir else rows_path.parent
-    out.mkdir(parents=True, exist_ok=True)
     errors = validate_rows_file(rows_path)
     if errors:
         raise ValueError(f"{len(errors)} invalid row(s); fix the tool that wrote them:\n" + "\n".join(errors[:10]))
+    out.mkdir(parents=True, exist_ok=True)
     page = collect(rows_path, Path(reference_path or REFERENCE_PATH), Path(claims_path),
-                   out / "plots" if plots else None)
+                   out / "plots" if plots else None, out)
     readme, index = out / "README.md", out / "index.html"
     _write_if_changed(readme, render_markdown(page))
     _write_if_changed(index, render_html(page))
-    log.info("wrote %s, %s and %d plot(s) from %d row(s)", readme, index, len(page.plots), page.n_rows)
-    shot = None
+    model_pages = []
+    for m in page.models:
+        p = out / "models" / f"{model_file(m['name'])}.html"
+        _write_if_changed(p, render_model(page, m))
+        model_pages.append(p)
+    _remove_stale(out / "models", "*.html", model_pages)
+    downloads = []
+    for name, text in board_downloads(page).items():
+        p = out / "data" / name
+        _write_if_changed(p, text)
+        downloads.append(p)
+    _remove_stale(out / "data", "*.[cj]s*", downloads)
+    log.info("wrote %s, %s, %d model page(s) and %d plot(s) from %d row(s)", readme, index, len(model_pages),
+             len(page.plots), page.n_rows)
+    shots = []
     if screenshot:
-        shot = out / "screenshot.png"
-        take_screenshot(index, shot)
-        log.info("wrote %s", shot)
-    return BuildResult(readme, index, page.plots, shot)
+        for name, width in SCREENSHOT_WIDTHS.items():
+            shots.append(take_full_screenshot(index, out / name, width))
+            log.info("wrote %s", shots[-1])
+    return BuildResult(readme, index, page.plots, shots[0] if shots else None, shots, model_pages, downloads)
+
+
+def _remove_stale(folder: Path, pattern: str, keep: list[Path]) -> None:
+    keep_names = {p.name for p in keep}
+    for old in folder.glob(pattern):
+        if old.name not in keep_names:
+            old.unlink()
 
 
 def _write_if_changed(path: Path, text: str) -> None:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 from symbench.leaderboard.cards import _depth
@@ -10,12 +12,10 @@ from symbench.leaderboard.sections import corruption_summary, reference_picks
 
 log = logging.getLogger("symbench.leaderboard")
 
-# Adversarially trained models (their card's recipe has `adv`) are black references on every depth's
-# plot, told apart by dash; plain baselines are grey; the symmetry-aware models take the other colours
-# (tab10 without its grey), so no two lines match.
-AT_DASHES = ("--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))
-BASELINE_STYLE = dict(color="0.45", lw=1.6)
-PLOT_PREFIXES = ("robust_vs_eps_", "clever", "corruptions")
+# Every model on a plot gets its own colour (tab10, then tab20's light shades); adversarially
+# trained models (their card's recipe has `adv`) are dashed, plain baselines drawn thicker. The
+# seed's claims are hollow diamonds in their model's colour, RobustBench's reported numbers stars.
+PLOT_PREFIXES = ("robust_vs_eps_", "clever", "corruptions", "model_")
 
 
 def _plt():
@@ -29,11 +29,26 @@ def _plt():
 
 
 def _save(fig, path: Path) -> None:
-    # no "Software" metadata: identical rows give byte-identical PNGs across rebuilds
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    """Write the figure atomically: savefig to a temp file in the same folder, then os.replace.
+
+    A build killed mid-plot once left a 0-byte PNG; now the old plot stays until the new one is
+    complete. No "Software" metadata, so identical rows give byte-identical PNGs across rebuilds.
+    """
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".png.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # the mode any new file gets (mkstemp makes it 0600)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _is_at(name: str, cards: dict) -> bool:
@@ -41,22 +56,16 @@ def _is_at(name: str, cards: dict) -> bool:
 
 
 def _line_styles(models: list[str], cards: dict, plt) -> dict[str, dict]:
-    """A distinct line style per model: AT plain CNNs black, plain baselines grey, the rest in colour
-    (dashed when adversarially trained)."""
-    colors = [c for c in plt.get_cmap("tab10").colors if len(set(c)) > 1]  # tab10 minus its grey
-    out, n_at, n_other = {}, 0, 0
-    for m in models:
-        if _is_at(m, cards) and (cards.get(m) or {}).get("family") == "baseline_at":
-            out[m] = dict(color="black", ls=AT_DASHES[n_at % len(AT_DASHES)], lw=1.6)
-            n_at += 1
-        elif _is_at(m, cards):
-            out[m] = dict(color=colors[n_other % len(colors)], ls="--", lw=1.6)
-            n_other += 1
-        elif (cards.get(m) or {}).get("family") == "baseline":
-            out[m] = dict(BASELINE_STYLE)
-        else:
-            out[m] = dict(color=colors[n_other % len(colors)], lw=1.4)
-            n_other += 1
+    """A distinct colour per model (so a claim marker in that colour names its model); AT models dashed."""
+    colors = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("tab20").colors[1::2])
+    out = {}
+    for i, m in enumerate(models):
+        style = dict(color=colors[i % len(colors)], lw=1.5)
+        if _is_at(m, cards):
+            style["ls"] = "--"
+        if (cards.get(m) or {}).get("family") in ("baseline", "baseline_at"):
+            style["lw"] = 2.2
+        out[m] = style
     return out
 
 
@@ -64,14 +73,16 @@ def plot_robust_vs_eps(rows: list[dict], refs: list[dict], claims: dict, cards: 
     """Seed Figures 1-2 redone: accuracy vs eps per model (`paper` suite), one figure per depth.
 
     Left panel FGSM alone, right panel the per-example worst case over FGSM and PGD. Each figure
-    also shows the adversarially trained baseline, RobustBench's reported 8/255 references and the
-    seed paper's claims (hollow markers) for the models in it.
+    also shows the adversarially trained models, RobustBench's reported 8/255 references (stars) and
+    the seed paper's claims (hollow diamonds in the colour of the model they are claimed for).
     """
     paper = [r for r in rows if r["suite"] == "paper" and r["threat"] == "linf" and _is_attack(r)]
     if not paper:
         log.info("no rows of suite 'paper' yet: skipping the accuracy-vs-eps plots")
         return []
     plt = _plt()
+    from matplotlib.lines import Line2D
+
     by_model: dict[str, list[dict]] = {}
     for r in paper:
         by_model.setdefault(r["model"], []).append(r)
@@ -83,7 +94,9 @@ def plot_robust_vs_eps(rows: list[dict], refs: list[dict], claims: dict, cards: 
     claim_by_model: dict[str, list[dict]] = {}
     for c in claims.get("claims", []):
         claim_by_model.setdefault(c["model"], []).append(c)
+    sources = claims.get("sources", {})
     paths = []
+
     def depth_order(item):  # 4layer, 10layer, ..., other
         return (item[0] == "other", int(item[0].removesuffix("layer")) if item[0] != "other" else 0)
 
@@ -91,6 +104,7 @@ def plot_robust_vs_eps(rows: list[dict], refs: list[dict], claims: dict, cards: 
         shown = list(models) + [m for m in sorted(by_model) if _is_at(m, cards) and m not in models]
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
         styles = _line_styles(shown, cards, plt)
+        handles = []
         for m in shown:
             rs = sorted(by_model[m], key=lambda r: r["eps"])
             style = styles[m]
@@ -98,31 +112,76 @@ def plot_robust_vs_eps(rows: list[dict], refs: list[dict], claims: dict, cards: 
             f = [fgsm_alone(r) for r in rs]
             if any(v is not None for v in f):
                 axes[0].plot([e for e, v in zip(eps, f) if v is not None], [100 * v for v in f if v is not None],
-                             marker="o", ms=3, label=m, **style)
-            axes[1].plot(eps, [100 * r["robust_acc"] for r in rs], marker="o", ms=3, label=m, **style)
-            for c in claim_by_model.get(m, []):
-                kw = dict(marker="D", mfc="none", mec=style["color"], ms=6, ls="none")
+                             marker="o", ms=3, **style)
+            axes[1].plot(eps, [100 * r["robust_acc"] for r in rs], marker="o", ms=3, **style)
+            label = m + (" (AT)" if _is_at(m, cards) else "") + ("" if m in models else ", other depth")
+            handles.append(Line2D([], [], marker="o", ms=3, label=label, **style))
+            cs = claim_by_model.get(m, [])
+            for c in cs:
+                kw = dict(marker="D", mfc="none", mec=style["color"], mew=1.4, ms=7, ls="none")
                 axes[0].plot([c["eps"]], [c["fgsm"]], **kw)
                 axes[1].plot([c["eps"]], [c["pgd"]], **kw)
+            if cs:
+                tables = "/".join(dict.fromkeys(sources.get(c["source"], {}).get("table", c["source"]) for c in cs))
+                handles.append(Line2D([], [], marker="D", mfc="none", mec=style["color"], mew=1.4, ms=7, ls="none",
+                                      label=f"seed paper's claim for {m} ({tables}; left FGSM, right PGD)"))
         for j, (role, r) in enumerate(picks):
-            axes[1].plot([r["eps"]], [100 * r["robust_acc"]], marker="*", ms=11, ls="none",
-                         color=["tab:green", "tab:olive", "tab:red"][j % 3],
-                         label=f"RobustBench {r['model'].split(':')[-1]} ({role}, AutoAttack, reported)")
-        axes[1].plot([], [], marker="D", mfc="none", mec="0.3", ls="none", label="seed paper's claim (Tables 2, 4)")
+            color = ["tab:green", "tab:olive", "tab:red"][j % 3]
+            axes[1].plot([r["eps"]], [100 * r["robust_acc"]], marker="*", ms=11, ls="none", color=color)
+            handles.append(Line2D([], [], marker="*", ms=11, ls="none", color=color,
+                                  label=f"RobustBench {r['model'].split(':')[-1]} ({role}; AutoAttack, reported)"))
+        n = sorted({r["n"] for m in shown for r in by_model[m]})
+        handles.insert(0, Line2D([], [], marker="o", ms=3, color="0.3", ls="-",
+                                 label=f"dots: measured here (n={'/'.join(map(str, n))}); dashed line: adversarially trained"))
         axes[0].set_title("FGSM alone")
         axes[1].set_title("worst case per example (FGSM, PGD-40)")
         for ax in axes:
             ax.set_xlabel("eps (Linf, [0,1] pixel scale)")
             ax.set_ylim(0, 100)
         axes[0].set_ylabel("accuracy (%)")
-        handles, labels = axes[1].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=7.5, frameon=False)
-        n = sorted({r["n"] for m in shown for r in by_model[m]})
+        fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=7.5, frameon=False)
         fig.suptitle(f"CIFAR-10, suite paper, {gname.replace('layer', '-layer models')} (n={'/'.join(map(str, n))})")
         path = out_dir / f"robust_vs_eps_{gname}.png"
         _save(fig, path)
         paths.append(path)
     return paths
+
+
+def plot_model_curves(model: str, rows: list[dict], claims: dict, out_dir: Path) -> Path | None:
+    """One model's accuracy vs eps (suite `paper`): FGSM alone and the worst case, each with its 95% band."""
+    from symbench.bench.run.stats import accuracy_interval
+
+    rs = sorted([r for r in rows if r["model"] == model and r["suite"] == "paper" and r["threat"] == "linf"
+                 and _is_attack(r)], key=lambda r: r["eps"])
+    if not rs:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    eps = [r["eps"] for r in rs]
+    for label, values, color in (("FGSM alone", [fgsm_alone(r) for r in rs], "tab:blue"),
+                                 ("worst case (FGSM, PGD-40)", [r["robust_acc"] for r in rs], "tab:red")):
+        pts = [(e, v, r["n"]) for e, v, r in zip(eps, values, rs) if v is not None]
+        if not pts:
+            continue
+        ci = [accuracy_interval(v, n) for _, v, n in pts]
+        ax.fill_between([p[0] for p in pts], [100 * c[0] for c in ci], [100 * c[1] for c in ci], color=color,
+                        alpha=0.18, lw=0, label=f"{label}: 95% Wilson band")
+        ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o", ms=4, color=color,
+                label=f"{label} (dots: measured, n={'/'.join(sorted({str(p[2]) for p in pts}))})")
+    cs = [c for c in claims.get("claims", []) if c["model"] == model]
+    if cs:
+        ax.plot([c["eps"] for c in cs], [c["fgsm"] for c in cs], marker="D", mfc="none", mec="tab:blue", ms=7,
+                ls="none", label="seed paper's FGSM claim")
+        ax.plot([c["eps"] for c in cs], [c["pgd"] for c in cs], marker="D", mfc="none", mec="tab:red", ms=7,
+                ls="none", label="seed paper's PGD claim")
+    ax.set_xlabel("eps (Linf, [0,1] pixel scale)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{model}: accuracy vs eps (suite paper)")
+    ax.legend(fontsize=7, loc="upper right")
+    path = out_dir / f"model_{model}.png"
+    _save(fig, path)
+    return path
 
 
 def plot_clever(rows: list[dict], out_dir: Path) -> list[Path]:

@@ -1,74 +1,54 @@
-"""The page's tables built from rows: results, suite ``paper`` by eps, CLEVER, corruptions, references, protocol."""
+"""What the page says beside the boards, computed from rows: protocol per suite, validity summary,
+check explanations (docs/checks.md), corruption means and the RobustBench rows worth showing."""
 from __future__ import annotations
 
-import html
+import re
+from pathlib import Path
 
-from symbench.leaderboard.rows import _is_attack, _is_clever, _variant, failing_checks, fgsm_alone
-from symbench.leaderboard.tables import Cell, Col, Table, num, pct
+from symbench.leaderboard.rows import _is_clever, _variant, failing_checks
+from symbench.paths import checkout_root
 
-
-def _err_cell(r: dict) -> Cell:
-    err = ((r.get("equivariance") or {}).get("clean") or {}).get("rot90")
-    return num(err, "{:.2g}")
+CHECKS_DOC = "docs/checks.md"
 
 
-def results_table(rows: list[dict]) -> Table:
-    t = Table("results", [Col("model"), Col("group"), Col("suite"), Col("threat"), Col("eps", True),
-                          Col("clean %", True), Col("robust %", True, "per-example worst case over every attack"),
-                          Col("FGSM alone %", True), Col("per attack (cumulative %)"),
-                          Col("orbit+attack %", True, "the suite's orbit column: rotations/flips/zooms, then PGD"),
-                          Col("orbit alone %", True, "correct on every rotated/flipped/zoomed copy, no perturbation"),
-                          Col("rot90 logit err", True, "measured ||f(rot x) - f(x)|| / ||f(x)|| on clean inputs"),
-                          Col("n", True), Col("verdict"), Col("failing checks"), Col("device")],
-              default_sort=(6, "desc"))
+def validity_summary(rows: list[dict]) -> dict:
+    """Verdict counts over the rows that carry checks (CLEVER and corruption rows have none by design)."""
+    checked = [r for r in rows if r.get("checks")]
+    unchecked = [r for r in rows if not r.get("checks")]
+    suites = sorted({r["suite"] for r in unchecked})
+    return {"checked": len(checked), "trusted": sum(r.get("verdict") == "trusted" for r in checked),
+            "suspect": [r for r in checked if r.get("verdict") == "suspect"],
+            "without_checks": len(unchecked), "without_checks_suites": suites,
+            "sentence": (f"{sum(r.get('verdict') == 'trusted' for r in checked)} of {len(checked)} checked rows trusted"
+                         + (f"; {len(unchecked)} row(s) of {', '.join(suites)} carry no checks by design "
+                            "(no attack to check)" if unchecked else ""))}
+
+
+def suspect_lines(rows: list[dict]) -> list[tuple[str, str]]:
+    """(where, failing checks) for every suspect row."""
+    out = []
     for r in rows:
-        fails = failing_checks(r)
-        all_checks = "; ".join(f"{k}: {c.get('status')} ({c.get('detail', '')})"
-                               for k, c in sorted((r.get("checks") or {}).items()))
-        verdict = r.get("verdict", "unchecked")
-        cls = {"suspect": "suspect", "unchecked": "unchecked"}.get(verdict, "")
-        fail_text = "; ".join(f"{k} ({d})" for k, d in fails) if fails else "–"
-        fail_html = ("<ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(d)}</li>" for k, d in fails)
-                     + "</ul>") if fails else "–"
-        orbit = (r.get("orbit") or {}).get("robust_acc")
-        per = ", ".join(f"{a['label']} {100 * a['acc_after']:.1f}" for a in r.get("attacks") or [])
-        t.add([Cell(r["model"]), Cell(r.get("group") or "–"), Cell(r.get("suite_id") or r["suite"]),
-               Cell(r["threat"]), Cell(r.get("eps_display") or f"{r['eps']:g}", r["eps"]),
-               pct(r["clean_acc"]), pct(r["robust_acc"]), pct(fgsm_alone(r)), Cell(per), pct(orbit),
-               pct((r.get("orbit") or {}).get("clean_acc")), _err_cell(r), Cell(str(r["n"]), r["n"]),
-               Cell(verdict, verdict, all_checks or "no checks ran",
-                    f'<span class="badge {html.escape(verdict)}">{"⚠ " if verdict == "suspect" else ""}'
-                    f"{html.escape(verdict)}</span>"),
-               Cell(fail_text, html=fail_html), Cell(r.get("device", ""))], cls)
-    return t
+        if r.get("verdict") != "suspect":
+            continue
+        where = f"{r['model']} / {r['suite']} / {r['threat']} {r.get('eps_display') or r['eps']}" + (
+            f" / {_variant(r)}" if _variant(r) else "")
+        out.append((where, "; ".join(f"{k}: {d}" for k, d in failing_checks(r)) or "no failing check recorded"))
+    return out
 
 
-def paper_pivot_table(rows: list[dict]) -> Table:
-    """Suite `paper` as the seed's figures read: one line per model, one column per eps."""
-    paper = [r for r in rows if r["suite"] == "paper" and r["threat"] == "linf" and _is_attack(r)]
-    eps = sorted({round(float(r["eps"]), 9) for r in paper})
-    near = min(range(len(eps)), key=lambda i: abs(eps[i] - 8 / 255)) if eps else 0
-    t = Table("paper", [Col("model"), Col("group"), Col("clean %", True)]
-              + [Col(f"eps {e:g}", True, "worst case % over the suite's attacks (FGSM alone % in brackets)") for e in eps]
-              + [Col("n", True), Col("verdict")], default_sort=(3 + near, "desc"))
-    for model in sorted({r["model"] for r in paper}):
-        rs = {round(float(r["eps"]), 9): r for r in paper if r["model"] == model}
-        cells = []
-        for e in eps:
-            r = rs.get(e)
-            if r is None:
-                cells.append(Cell("–", float("nan")))
-                continue
-            f = fgsm_alone(r)
-            cells.append(Cell(f"{100 * r['robust_acc']:.1f}" + (f" ({100 * f:.1f})" if f is not None else ""),
-                              round(100 * r["robust_acc"], 4)))
-        verdicts = {r.get("verdict", "unchecked") for r in rs.values()}
-        verdict = next((v for v in ("suspect", "unchecked", "trusted") if v in verdicts), "unchecked")
-        any_row = next(iter(rs.values()))
-        t.add([Cell(model), Cell(any_row.get("group") or "–"), pct(any_row["clean_acc"])] + cells
-              + [Cell("/".join(sorted({str(r["n"]) for r in rs.values()})), any_row["n"]), Cell(verdict)],
-              "suspect" if verdict == "suspect" else "")
-    return t
+def check_explanations(path: str | Path | None = None) -> dict[str, dict[str, str]]:
+    """{check: {"fails_when", "why"}} from the table in docs/checks.md ({} where the docs are not shipped)."""
+    if path is None:
+        root = checkout_root()
+        path = (root / CHECKS_DOC) if root else None
+    if path is None or not Path(path).is_file():
+        return {}
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        m = re.match(r"\|\s*(?:<a id=\"[^\"]*\"></a>)?`([a-z_0-9]+)`\s*\|(.*)\|(.*)\|\s*$", line)
+        if m:
+            out[m.group(1)] = {"fails_when": m.group(2).strip(), "why": m.group(3).strip()}
+    return out
 
 
 def seed_corrupted_means(claims: dict) -> dict[tuple[str, float], float]:
@@ -78,36 +58,6 @@ def seed_corrupted_means(claims: dict) -> dict[tuple[str, float], float]:
         for eps, acc in zip(m["eps"], m["acc"]):
             out[(m["model"], round(float(eps), 6))] = acc
     return out
-
-
-def corrupted_adv_table(rows: list[dict], seed_means: dict[tuple[str, float], float] | None = None) -> Table:
-    seed_means = seed_means or {}
-    t = Table("corrupted_adv", [Col("model"), Col("suite"), Col("variant"), Col("eps", True),
-                                Col("corrupted clean %", True), Col("FGSM alone %", True), Col("robust %", True),
-                                Col("seed Table 1 %", True, "the seed's mean over corruptions; its attack, steps and "
-                                    "severity are not stated (seed_claims.json)"),
-                                Col("n", True), Col("verdict")], default_sort=(6, "desc"))
-    for r in rows:
-        if not _variant(r).startswith("mean/"):
-            continue  # per-corruption rows stay in rows.jsonl; the page shows the means over corruptions
-        seed = seed_means.get((r["model"], round(float(r["eps"]), 6)))
-        t.add([Cell(r["model"]), Cell(r["suite_id"]), Cell(_variant(r)), Cell(r.get("eps_display") or f"{r['eps']:g}", r["eps"]),
-               pct(r["clean_acc"]), pct(fgsm_alone(r)), pct(r["robust_acc"]), pct(None if seed is None else seed / 100),
-               Cell(str(r["n"]), r["n"]), Cell(r.get("verdict", "unchecked"))],
-              "suspect" if r.get("verdict") == "suspect" else "")
-    return t
-
-
-def clever_table(rows: list[dict]) -> Table:
-    t = Table("clever", [Col("model"), Col("norm"), Col("radius", True), Col("images scored", True),
-                         Col("median", True), Col("q1", True), Col("q3", True), Col("min", True), Col("max", True),
-                         Col("implementation")], default_sort=(4, "desc"))
-    for r in rows:
-        c = r["clever"]
-        t.add([Cell(r["model"]), Cell(r["threat"]), num(r["eps"]), Cell(str(c.get("n_scored", 0)), c.get("n_scored", 0)),
-               num(c.get("median")), num(c.get("q1")), num(c.get("q3")), num(c.get("min")), num(c.get("max")),
-               Cell(str(c.get("implementation", "")))])
-    return t
 
 
 def corruption_summary(rows: list[dict]) -> tuple[list[str], dict[str, dict[str, float]], dict[str, float]]:
@@ -140,16 +90,6 @@ def corruption_summary(rows: list[dict]) -> tuple[list[str], dict[str, dict[str,
     return names, out, clean
 
 
-def corruption_table(rows: list[dict]) -> Table:
-    names, acc, clean = corruption_summary(rows)
-    extra = [k for k in ("mean/all", "mean/common15") if any(k in a for a in acc.values())]
-    t = Table("corruptions", [Col("model"), Col("clean %", True)] + [Col(k, True) for k in extra]
-              + [Col(n.replace("_", " "), True) for n in names], default_sort=(2, "desc") if extra else None)
-    for m, a in acc.items():
-        t.add([Cell(m), pct(clean.get(m))] + [pct(a.get(k)) for k in extra] + [pct(a.get(n)) for n in names])
-    return t
-
-
 def reference_picks(refs: list[dict]) -> list[tuple[str, dict]]:
     """RobustBench rows worth a line beside ours: per threat the best, the best without extra data, Standard."""
     picks = []
@@ -168,20 +108,6 @@ def reference_picks(refs: list[dict]) -> list[tuple[str, dict]]:
         if std:
             picks.append((f"{threat} Standard (no defense)", std))
     return picks
-
-
-def _link(url: str | None, text: str | None) -> str | None:
-    return f'<a href="{html.escape(url)}">{html.escape(text or url)}</a>' if url else None
-
-
-def reference_table(refs: list[dict]) -> Table:
-    t = Table("robustbench", [Col("role"), Col("model"), Col("threat"), Col("eps", True), Col("clean %", True),
-                              Col("robust % (reported)", True), Col("architecture"), Col("paper")])
-    for role, r in reference_picks(refs):
-        t.add([Cell(role), Cell(r["model"]), Cell(r["threat"]), Cell(r.get("eps_display") or f"{r['eps']:g}", r["eps"]),
-               pct(r["clean_acc"]), pct(r["robust_acc"]), Cell(r.get("architecture") or ""),
-               Cell(r.get("paper") or "", html=_link(r.get("link"), r.get("paper")))], "reference")
-    return t
 
 
 def protocol(rows: list[dict]) -> list[dict]:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from symbench.leaderboard import browser as lb_browser, claims as lb_claims, page as lb_page
-from symbench.leaderboard import rows as lb_rows, sections as lb_sections
+from symbench.bench.run.stats import accuracy_interval
+from symbench.leaderboard import boards as lb_boards, browser as lb_browser, claims as lb_claims, page as lb_page
+from symbench.leaderboard import rows as lb_rows
 from symbench.bench.run.records import row_key
 from symbench.leaderboard.robustbench_ref import REFERENCE_PATH
 
@@ -59,7 +60,7 @@ def test_seed_claims_are_the_papers_tables():
     by = {(c["model"], c["eps"]): c for c in claims["claims"]}
     assert (by["equivariant4", 0.03]["fgsm"], by["equivariant4", 0.03]["pgd"]) == (53.78, 23.30)
     assert (by["equivariant10", 0.03]["fgsm"], by["equivariant10", 0.03]["pgd"]) == (67.09, 52.37)
-    assert (by["baseline_cnn10_at", 0.03]["fgsm"], by["baseline_cnn10_at", 0.03]["pgd"]) == (66.1, 54.0)
+    assert (by["baseline_cnn10_pgdat", 0.03]["fgsm"], by["baseline_cnn10_pgdat", 0.03]["pgd"]) == (66.1, 54.0)
     for c in claims["claims"]:
         assert c["source"] in claims["sources"] and c["model"] in claims["models"]
         assert 0 <= c["pgd"] <= c["fgsm"] <= 100  # PGD is the stronger attack in every printed pair
@@ -104,9 +105,11 @@ def test_corrupted_adv_table_shows_the_seed_mean_beside_the_measured_one():
             {"model": "cascaded4", "suite_id": "corrupted_adv@1", "variant": "mean/severity5", "eps": 0.05,
              "eps_display": "0.05", "clean_acc": 0.5, "robust_acc": 0.0, "n": 1900, "verdict": "trusted",
              "attacks": [{"label": "art_fgsm", "acc_after": 0.05}]}]
-    t = lb_sections.corrupted_adv_table(rows, lb_sections.seed_corrupted_means(lb_claims.load_claims()))
+    from symbench.leaderboard.sections import seed_corrupted_means
+
+    t = lb_boards.corrupted_adv_table(rows, seed_corrupted_means(lb_claims.load_claims()))
     col = [c.header for c in t.cols].index("seed Table 1 %")
-    assert [r[col].text for r in t.rows] == ["0.1", "–"]  # 0.10% at eps 0.02; the seed has no eps 0.05
+    assert [r.cells[col].text for r in t.rows] == ["0.1", "–"]  # 0.10% at eps 0.02; the seed has no eps 0.05
 
 # ------------------------------------------------------------------------------------------------
 # building pages from synthetic rows
@@ -147,11 +150,22 @@ def test_append_waits_for_another_writer_and_keeps_both_rows(tmp_path):
     assert [r["model"] for r in read_rows(path)] == ["a", "b"]
 
 
+STANDARD = [("baseline_cnn10_pgdat", 0.615, 0.285, 0.40), ("baseline_cnn10_at", 0.65, 0.30, 0.485),
+            ("equivariant10", 0.78, 0.01, 0.05), ("baseline_cnn4", 0.815, 0.0, 0.025)]
+
+
+GEN = "generated:imagecorruptions-1.1.2:cifar10c-params-v1:seed=0"  # images made here, not the official files
+
+
 def synthetic_rows() -> list[dict]:
     rows = []
-    for model, base in [("equivariant4", 0.2), ("equivariant10", 0.25), ("baseline_cnn4", 0.1), ("baseline_cnn10_at", 0.45)]:
+    for model, base in [("equivariant4", 0.2), ("equivariant10", 0.25), ("baseline_cnn4", 0.1), ("baseline_cnn10_pgdat", 0.45)]:
         for e in PAPER_EPS:
             rows.append(fake_row(model, eps=e, clean=0.8, fgsm=base * (1 - 3 * e), robust=base * (1 - 6 * e)))
+    # the threat boards: standard Linf 8/255 and L2 0.5; two AT models (their cards' recipes), n=200
+    for model, clean, linf, l2 in STANDARD:
+        rows.append(fake_row(model, suite="standard", clean=clean, robust=linf, fgsm=None, n=200))
+        rows.append(fake_row(model, suite="standard", threat="l2", eps=0.5, clean=clean, robust=l2, fgsm=None, n=200))
     # a suspect row: gradient masking flagged
     rows.append(fake_row("cascaded4", suite="quick", clean=0.82, robust=0.61, fgsm=0.7, verdict="suspect",
                          checks={"iterative_beats_single_step": {"status": "fail", "detail": "PGD weaker than FGSM"},
@@ -169,11 +183,11 @@ def synthetic_rows() -> list[dict]:
         for c in ("gaussian_noise", "fog"):
             for s in (1, 3):
                 rows.append(fake_row(model, suite="corruptions", eps=0.0, threat="corruptions", robust=acc - 0.05 * s,
-                                     fgsm=None, variant=f"{c}/{s}", verdict="unchecked", checks={}))
+                                     fgsm=None, variant=f"{c}/{s}", verdict="unchecked", checks={}, data_source=GEN))
             rows.append(fake_row(model, suite="corruptions", eps=0.0, threat="corruptions", robust=acc - 0.1, fgsm=None,
-                                 variant=f"{c}/mean", verdict="unchecked", checks={}))
+                                 variant=f"{c}/mean", verdict="unchecked", checks={}, data_source=GEN))
         rows.append(fake_row(model, suite="corruptions", eps=0.0, threat="corruptions", robust=acc - 0.1, fgsm=None,
-                             variant="mean/all", verdict="unchecked", checks={}))
+                             variant="mean/all", verdict="unchecked", checks={}, data_source=GEN))
     return rows
 
 
@@ -193,7 +207,9 @@ def built(tmp_path_factory):
 def test_build_writes_pages_and_plots(built):
     d, res, rows = built
     assert {p.name for p in res.plots} == {"robust_vs_eps_4layer.png", "robust_vs_eps_10layer.png", "clever.png",
-                                          "corruptions.png"}
+                                          "corruptions.png"} | {f"model_{m}.png" for m in
+                                                                ("equivariant4", "equivariant10", "baseline_cnn4",
+                                                                 "baseline_cnn10_pgdat")}
     for p in res.plots:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
     md = (d / "README.md").read_text()
@@ -202,10 +218,14 @@ def test_build_writes_pages_and_plots(built):
     assert "iterative_beats_single_step" in md and "**suspect**" in md
     assert "cuda:NVIDIA H100 80GB HBM3" in md and "n = 1000" in md          # protocol: hardware and n from rows
     assert "| equivariant4 | 4-Layer Equivariant | 0.03 |" in md
+    assert "## Linf 8/255" in md and "## L2 0.5" in md and "## CIFAR-10-C (generated)" in md
+    assert "[baseline_cnn10_pgdat](models/baseline_cnn10_pgdat.html)" in md
     assert 'class="row suspect"' in page and "PGD weaker than FGSM" in page
     assert page.count("data:image/png;base64,") == 4 and "<script>" in page   # self-contained
-    assert "robustbench:Standard" in page                                    # reference rows beside ours
+    assert 'data-reported="1"' in page and ">Standard</a>" in page            # RobustBench rows interleaved
     assert "src=\"plots/" not in page and "http" not in page.split("<script>")[1]
+    assert "an ESTIMATE, NOT A CERTIFICATE" in page
+    assert {p.name for p in res.model_pages} == {f"{m}.html" for m in {r["model"] for r in rows}}
 
 
 def test_claims_matched_to_paper_rows(built):
@@ -218,10 +238,11 @@ def test_claims_matched_to_paper_rows(built):
 
 def test_rebuild_is_byte_identical(built, tmp_path):
     d, res, _ = built
-    before = {p.name: p.read_bytes() for p in [d / "README.md", d / "index.html", *res.plots]}
-    res2 = lb_page.build(d / "rows.jsonl", d)
-    after = {p.name: p.read_bytes() for p in [d / "README.md", d / "index.html", *res2.plots]}
-    assert before == after
+    files = sorted(p for p in d.rglob("*") if p.is_file())
+    before = {p: p.read_bytes() for p in files}
+    lb_page.build(d / "rows.jsonl", d)
+    assert sorted(p for p in d.rglob("*") if p.is_file()) == files
+    assert {p: p.read_bytes() for p in files} == before
 
 
 def test_build_with_few_rows_skips_missing_plots(tmp_path):
@@ -229,7 +250,7 @@ def test_build_with_few_rows_skips_missing_plots(tmp_path):
     res = lb_page.build(tmp_path / "rows.jsonl", tmp_path)
     assert res.plots == []
     md = (tmp_path / "README.md").read_text()
-    assert "_(no rows yet)_" in md and "No `paper`-suite rows exist yet" in md
+    assert "## Linf 8/255" in md and "## L2 0.5" not in md and "No `paper`-suite rows exist yet" in md
     (tmp_path / "empty.jsonl").write_text("")
     lb_page.build(tmp_path / "empty.jsonl", tmp_path / "empty", plots=False)
     assert (tmp_path / "empty" / "index.html").is_file()
@@ -275,29 +296,83 @@ def chromium():
     return exe
 
 
-def _results_rows(dom: str) -> list[str]:
-    table = re.search(r'<table class="sortable" id="results".*?</table>', dom, re.S)
-    assert table, "results table missing from the DOM"
-    return re.findall(r'<tr class="row[^"]*">.*?</tr>', table.group(0), re.S)
+def _visible_rows(dom: str, table_id: str) -> list[str]:
+    table = re.search(rf'<table class="sortable" id="t-{table_id}".*?</table>', dom, re.S)
+    assert table, f"table {table_id} missing from the DOM"
+    trs = re.findall(r'<tr class="row[^"]*"[^>]*>.*?</tr>', table.group(0), re.S)
+    return [tr for tr in trs if not re.match(r'<tr class="[^"]*\bhidden\b', tr)]
 
 
-def test_page_renders_and_sorts_in_chromium(built, chromium, tmp_path):
+def _cells(tr: str) -> list[str]:
+    """Each cell's visible text (tags dropped, whitespace squeezed)."""
+    return [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+
+
+# what a reader does: open the L2 tab, sort by clean accuracy, keep the AT models (the page's own
+# handlers run on real click and change events)
+READER = """
+document.querySelector('.tabs a[data-tab="l2"]').click();
+var th = Array.prototype.find.call(document.querySelectorAll('#t-l2 th'), function(t){return t.textContent.trim()==='clean %';});
+th.click();
+var at = document.getElementById('f-at'); at.value = 'yes'; at.dispatchEvent(new Event('change'));
+"""
+
+
+def test_reader_switches_tab_sorts_filters_and_opens_a_model_page(built, chromium, tmp_path):
     d, _, rows = built
-    n_attack = sum(lb_rows._is_attack(r) for r in rows)
-    dom = lb_browser.dump_dom(d / "index.html", fragment="sort=results:5:asc")   # column 5: clean %
+    dom = lb_browser.dump_dom_after(d / "index.html", READER)
     assert 'data-js="ready"' in dom, "the page's script did not run"
-    trs = _results_rows(dom)
-    assert len(trs) == n_attack
-    clean = [float(re.findall(r'<td data-v="([^"]*)"', tr)[1]) for tr in trs]  # data-v cells: eps, clean, ...
-    assert clean == sorted(clean)
-    assert re.search(r'id="results"[^>]*data-sorted="5:asc"', dom)
-    assert sum('class="row suspect"' in tr for tr in trs) == 1
-    shot = lb_browser.take_screenshot(d / "index.html", tmp_path / "page.png", size=(1200, 900))
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    assert re.search(r'<section class="tab active" id="l2"', dom) and not re.search(r'class="tab active" id="linf"', dom)
+    trs = _visible_rows(dom, "l2")
+    at_models = [m for m, *_ in STANDARD if m.startswith("baseline_cnn10")]  # AT by their cards' recipes
+    assert sorted(re.search(r'data-model="([^"]+)"', tr).group(1) for tr in trs) == sorted(at_models)
+    assert all('data-at="yes"' in tr for tr in trs) and not any('data-reported="1"' in tr for tr in trs)
+    header = re.findall(r"<th(?:\s[^>]*)?>(.*?)</th>", re.search(r'id="t-l2".*?</thead>', dom, re.S).group(0))
+    col = {h: i for i, h in enumerate(header)}
+    assert re.search(r'<th[^>]*aria-sort="descending"[^>]*>clean %</th>', dom)
+    l2 = {r["model"]: r for r in rows if r["threat"] == "l2"}
+    seen = [_cells(tr) for tr in trs]
+    clean = [float(c[col["clean %"]].split()[0]) for c in seen]
+    assert clean == sorted(clean, reverse=True)
+    # the numbers and ranks it shows are the rows': robust % with its Wilson interval, rank bands
+    # from overlapping intervals (0.485 and 0.40 of 200 overlap: both 1-2 among all four models)
+    for c in seen:
+        r = l2[c[col["model"]]]
+        lo, hi = accuracy_interval(r["robust_acc"], r["n"])
+        assert c[col["robust %"]] == f"{100 * r['robust_acc']:.1f} [{100 * lo:.1f}–{100 * hi:.1f}]"
+        assert c[col["n"]].split()[0] == str(r["n"]) and c[col["rank"]] == "1–2"
+        assert c[col["verdict"]].startswith("trusted")
+    # open the first model's page from its link and check what it says against the rows
+    href = re.search(r'<a href="(models/[^"]+)"', trs[0]).group(1)
+    model = c0 = seen[0][col["model"]]
+    page = lb_browser.dump_dom(d / href)
+    assert f"<h1>{c0}</h1>" in page and 'data-js="ready"' in page
+    r = l2[model]
+    assert f"robust {100 * r['robust_acc']:.1f}%" in page and r["ckpt_sha256"][:12] in page.replace(" ", "")
+    assert "gradients_nonzero" in page and "shattered or vanishing gradients" in page  # explained from docs/checks.md
+    shot = lb_browser.take_full_screenshot(d / "index.html", tmp_path / "page.png", 390)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_committed_rows_build_the_boards(tmp_path):
+    """The published rows: one row per model on each threat board, standard where it ran, claims matched."""
+    src = ROOT / "leaderboard" / "v1" / "rows.jsonl"
+    rows = [r for r in lb_rows.read_jsonl(src) if r.get("kind", "measured") == "measured"]
+    res = lb_page.build(src, tmp_path, plots=False)
+    linf = json.loads((tmp_path / "data" / "linf.json").read_text())
+    mine = [r for r in linf if r["kind"] == "measured"]
+    assert len(mine) == len({r["model"] for r in mine})
+    with_standard = {r["model"] for r in rows if r["suite"] == "standard" and r["threat"] == "linf"}
+    assert with_standard and all(r["suite"] == "standard" for r in mine if r["model"] in with_standard)
+    checked = [r for r in lb_boards.pick_rows(rows)[0] if r.get("checks")]
+    md = res.readme.read_text()
+    assert f"of {len(checked)} checked rows trusted" in md
+    assert "## CIFAR-10-C (generated)" in md and "baseline_cnn10_pgdat | CNN + AT" in md
 
 
 def test_every_line_of_a_depth_plot_has_its_own_style():
-    """The 10-layer plot once drew baseline_cnn10, baseline_cnn10_pgdat and weighted_rotscale10 all in grey."""
+    """The 10-layer plot once drew baseline_cnn10, baseline_cnn10_pgdat and weighted_rotscale10 all in grey,
+    and the two AT baselines both black, so a claim marker could not be told apart."""
     from symbench.leaderboard.cards import model_cards
     from symbench.leaderboard.plots import _line_styles, _plt
     from symbench.models import list_models
@@ -308,7 +383,7 @@ def test_every_line_of_a_depth_plot_has_its_own_style():
     for depth in (4, 10):
         shown = [m for m, c in cards.items() if c["depth"] == depth or m in at]
         styles = _line_styles(shown, cards, _plt())
-        looks = {(str(s["color"]), str(s.get("ls", "-"))) for s in styles.values()}
-        assert len(looks) == len(shown), styles
-        assert all(styles[m]["color"] == "black" for m in at if cards[m]["family"] == "baseline_at")
-        assert all(styles[m]["ls"] != "-" for m in at)  # every AT model dashed
+        colors = [str(s["color"]) for s in styles.values()]
+        assert len(set(colors)) == len(shown), styles          # a claim marker's colour names its model
+        assert all(styles[m].get("ls") == "--" for m in at)   # every AT model dashed
+        assert all(styles[m].get("ls", "-") == "-" for m in shown if m not in at)

@@ -1,0 +1,160 @@
+"""Boards: which row stands for a model, honest rank bands, intervals, escaping, atomic plots, downloads."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from symbench.bench.run.records import validate_row
+from symbench.bench.run.stats import accuracy_interval
+from symbench.leaderboard import boards as lb, page as lb_page
+from symbench.leaderboard.claims import load_claims
+from symbench.leaderboard.sections import validity_summary
+
+EPS = 8 / 255
+
+
+def row(model, suite="standard", threat="linf", eps=EPS, clean=0.8, robust=0.3, n=200, verdict="trusted",
+        checks=None, **extra) -> dict:
+    """A schema-valid row with the numbers a test picks."""
+    r = {"schema_version": 1, "model": model, "family": "baseline", "group": "C1", "params": 1000, "source": "symbench",
+         "kind": "measured", "suite": suite, "suite_version": 1, "suite_sha256": "ab" * 32,
+         "suite_id": f"{suite}@1#abababab", "threat": threat, "eps": eps,
+         "eps_display": "8/255" if abs(eps - EPS) < 1e-9 else f"{eps:g}", "variant": None, "n": n, "seed": 0,
+         "clean_acc": clean, "robust_acc": robust, "attacks": [{"label": "apgd_ce", "acc_after": robust}],
+         "ckpt_sha256": "cd" * 32, "data_source": "npz:test", "data_sha256": "ef" * 32, "data_split": "test",
+         "toolkits": {"torch": "2.x"}, "commit": "abc1234", "device": "cpu:test", "wall_seconds": 1.0, "n_forward": 1,
+         "n_backward": 1, "store_key": "k", "created": "2026-01-01T00:00:00+00:00",
+         "checks": checks if checks is not None else {"gradients_nonzero": {"status": "pass", "detail": "ok"}},
+         "verdict": verdict}
+    r.update(extra)
+    validate_row(r)
+    return r
+
+
+def test_a_smaller_n_rerun_never_replaces_a_larger_n_row():
+    big, small, same = row("m", n=1000, robust=0.30), row("m", n=100, robust=0.90), row("m", n=1000, robust=0.31)
+    kept, hidden = lb.pick_rows([big, small])
+    assert kept == [big] and hidden == 1
+    kept, _ = lb.pick_rows([big, small, same])  # a rerun at the same n is the newer measurement
+    assert kept == [same]
+
+
+def test_rank_bands_tie_overlapping_intervals_only():
+    # a: [0.50, 0.60], b overlaps a, c is clearly below both
+    bands = lb.rank_bands([(0.55, 0.50, 0.60), (0.52, 0.47, 0.57), (0.10, 0.05, 0.15)])
+    assert bands == [(1, 2), (1, 2), (3, 3)]
+
+
+def test_threat_board_takes_the_strongest_suite_and_ranks_with_wilson_intervals():
+    rows = [row("a", suite="quick", robust=0.60, n=500), row("a", suite="standard", robust=0.40, n=200),
+            row("b", suite="quick", robust=0.38, n=500), row("c", suite="standard", robust=0.05, n=200)]
+    refs = [dict(row("robustbench:Standard", suite="robustbench", robust=0.0, clean=0.95, n=10000), kind="reported",
+                 verdict="reported", checks={}),
+            dict(row("robustbench:Strong", suite="robustbench", robust=0.6, clean=0.9, n=10000), kind="reported",
+                 verdict="reported", checks={})]
+    b = lb.threat_board(rows, refs, {}, {"a", "b", "c"}, "linf", EPS, "linf", "Linf", "8/255")
+    recs = [r.record for r in b.table.sorted_rows()]
+    measured = [r for r in recs if r["kind"] == "measured"]
+    assert [(r["model"], r["suite"]) for r in measured] == [("a", "standard"), ("b", "quick"), ("c", "standard")]
+    lo, hi = accuracy_interval(0.40, 200)
+    assert (measured[0]["robust_low"], measured[0]["robust_high"]) == (lo, hi)
+    # a (40% of 200) and b (38% of 500) overlap: tied at 1-2; c is below both
+    assert [(r["rank_best"], r["rank_worst"]) for r in measured] == [(1, 2), (1, 2), (3, 3)]
+    ranks = {r.record["model"]: r.cells[0].text for r in b.table.rows}
+    assert ranks["a"] == "1–2" and ranks["c"] == "3" and ranks["robustbench:Strong"] == "–"
+    # reported rows interleaved by robust accuracy, greyed, never ranked
+    order = [r["model"] for r in recs]
+    assert order[0] == "robustbench:Strong" and order[-1] == "robustbench:Standard"
+    rep = [r for r in b.table.rows if r.record["kind"] == "reported"]
+    assert all("reported" in r.cls.split() and r.attrs["reported"] == "1" for r in rep)
+
+
+def test_defense_gain_interval_is_newcombes():
+    lo, hi = lb.diff_interval(56 / 70, 70, 48 / 80, 80)  # Newcombe (1998), Table II example: 0.0524 to 0.3339
+    assert (round(lo, 4), round(hi, 4)) == (0.0524, 0.3339)
+    d = row("m+def", suite="adaptive", robust=0.29, n=100, base_model="m", base_clean_acc=0.64, base_robust_acc=0.27)
+    b = lb.defense_board([d], {}, {"m+def", "m"})
+    rec = b.table.rows[0].record
+    assert rec["gain"] == pytest.approx(0.02) and rec["gain_low"] < 0 < rec["gain_high"]  # no evidence it helps
+
+
+def test_validity_counts_only_rows_that_carry_checks():
+    rows = [row("a"), row("b", verdict="suspect", checks={"x": {"status": "fail", "detail": "d"}}),
+            row("c", suite="corruptions", threat="corruptions", eps=0.0, checks={}, verdict="unchecked",
+                variant="fog/1")]
+    v = validity_summary(rows)
+    assert (v["checked"], v["trusted"], v["without_checks"]) == (2, 1, 1)
+    assert v["sentence"].startswith("1 of 2 checked rows trusted")
+
+
+def test_seed_cnn_at_is_the_pgd_trained_baseline_as_the_readme_says():
+    claims = load_claims()
+    assert claims["models"]["baseline_cnn10_pgdat"]["paper_label"] == "CNN + AT"
+    assert "baseline_cnn10_at" not in claims["models"]
+    from symbench.models import get_card
+
+    assert get_card("baseline_cnn10_pgdat").recipe.adv == "pgd"
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    if readme.is_file():
+        assert "`baseline_cnn10_pgdat` (PGD-7, Madry et al.; the seed's \"CNN+AT\")" in readme.read_text()
+
+
+HOSTILE = '<img src=x onerror=alert(1)>'
+
+
+def test_hostile_strings_reach_no_page_as_markup(tmp_path):
+    rows = [row("cascaded4", verdict="suspect",
+                checks={"gradients_nonzero": {"status": "fail", "detail": f"bad {HOSTILE} | cell"}}),
+            row("baseline_cnn4", threat="l2", eps=0.5, device=f"cpu {HOSTILE}")]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = lb_page.build(tmp_path / "rows.jsonl", tmp_path, plots=False)
+    md = res.readme.read_text()
+    assert "<img" not in md and "&lt;img src=x onerror=alert(1)&gt;" in md and "\\| cell" in md
+    for p in [res.html, *res.model_pages]:
+        text = p.read_text()
+        assert "<img src=x" not in text, p
+    assert "&lt;img src=x onerror=alert(1)&gt;" in res.html.read_text()
+
+
+def test_plots_are_written_atomically(tmp_path):
+    from symbench.leaderboard.plots import _plt, _save
+
+    plt = _plt()
+    target = tmp_path / "p.png"
+    fig, _ = plt.subplots()
+    _save(fig, target)
+    good = target.read_bytes()
+    assert good[:8] == b"\x89PNG\r\n\x1a\n"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+    fig, _ = plt.subplots()
+
+    def dies_halfway(f, **kw):
+        f.write(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    fig.savefig = dies_halfway
+    with pytest.raises(KeyboardInterrupt):
+        _save(fig, target)
+    assert target.read_bytes() == good                      # the old plot stays whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]  # no temp file left behind
+
+
+def test_every_board_downloads_as_csv_and_json_with_the_rows_numbers(tmp_path):
+    rows = [row("a", robust=0.4), row("b", robust=0.1), row("a", threat="l2", eps=0.5, robust=0.5),
+            row("a", suite="corruptions", threat="corruptions", eps=0.0, robust=0.6, variant="mean/all", checks={},
+                verdict="unchecked", data_source="generated:imagecorruptions")]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = lb_page.build(tmp_path / "rows.jsonl", tmp_path, plots=False)
+    names = {p.name for p in res.downloads}
+    assert {"linf.csv", "linf.json", "l2.csv", "l2.json", "c10c-generated.csv", "claims.json", "models.csv"} <= names
+    linf = json.loads((tmp_path / "data" / "linf.json").read_text())
+    mine = {r["model"]: r for r in linf if r["kind"] == "measured"}
+    assert mine["a"]["robust_acc"] == 0.4 and mine["b"]["robust_acc"] == 0.1 and mine["a"]["n"] == 200
+    assert "CIFAR-10-C (generated)" in res.html.read_text()
+    assert "robust_low" in (tmp_path / "data" / "linf.csv").read_text().splitlines()[0]
