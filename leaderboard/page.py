@@ -219,6 +219,11 @@ def _code(text) -> Markup:
     return Markup("".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts)))
 
 
+def _wbr(text) -> Markup:
+    """Escape text and allow a line break after each underscore (long model names on a phone)."""
+    return Markup(str(escape(str(text))).replace("_", "_<wbr>"))
+
+
 def _env(markdown: bool = False) -> jinja2.Environment:
     loader = jinja2.FileSystemLoader(str(package_file("symbench.leaderboard", "templates")))
     if markdown:
@@ -226,7 +231,7 @@ def _env(markdown: bool = False) -> jinja2.Environment:
                                   undefined=jinja2.StrictUndefined,
                                   finalize=lambda v: v if isinstance(v, MdSafe) else md_escape("" if v is None else v))
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(code=_code, safe_url=safe_url)
+    env.filters.update(code=_code, safe_url=safe_url, wbr=_wbr)
     env.globals.update(sort_attr=sort_attr)
     return env
 

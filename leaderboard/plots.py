@@ -203,7 +203,7 @@ def plot_clever(rows: list[dict], out_dir: Path) -> list[Path]:
                   "label": f"{r['model']} (n={r['clever']['n_scored']})", "fliers": []} for r in nr]
         ax.bxp(stats, showmeans=all(s["mean"] is not None for s in stats), orientation="horizontal")
         ax.set_title(f"CLEVER score, {norm} (radius {nr[0]['eps']:g})")
-        ax.set_xlabel("CLEVER score (estimated min. distortion)")
+        ax.set_xlabel("CLEVER score (estimated min. distortion): box q1-q3, line median, triangle mean, whiskers min-max")
         ax.tick_params(axis="y", labelsize=7)
     fig.suptitle("CLEVER (untargeted, ART clever_u): an estimate, not a certificate")
     path = out_dir / "clever.png"

@@ -305,7 +305,8 @@ def _visible_rows(dom: str, table_id: str) -> list[str]:
 
 def _cells(tr: str) -> list[str]:
     """Each cell's visible text (tags dropped, whitespace squeezed)."""
-    return [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+    return [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c.replace("<wbr>", ""))).strip()
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
 
 
 # what a reader does: open the L2 tab, sort by clean accuracy, keep the AT models (the page's own
