@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -28,22 +29,39 @@ def _plt():
     return plt
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (``os.umask`` sets it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _save(fig, path: Path) -> None:
     """Write the figure atomically: savefig to a temp file in the same folder, then os.replace.
 
     A build killed mid-plot once left a 0-byte PNG; now the old plot stays until the new one is
-    complete. No "Software" metadata, so identical rows give byte-identical PNGs across rebuilds.
+    complete. The temp file is ``.<name>.XXXX.tmp`` (git-ignored); an existing plot keeps its mode, a
+    new one gets the umask's (not mkstemp's 0600). No "Software" metadata, so identical rows give
+    byte-identical PNGs across rebuilds.
     """
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".png.tmp")
     try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             fig.savefig(f, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # the mode any new file gets (mkstemp makes it 0600)
         os.replace(tmp, path)
     finally:
         plt.close(fig)

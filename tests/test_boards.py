@@ -130,7 +130,11 @@ def test_plots_are_written_atomically(tmp_path):
     assert good[:8] == b"\x89PNG\r\n\x1a\n"
     umask = os.umask(0)
     os.umask(umask)
-    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # a new plot: the umask's mode, not mkstemp's 0600
+    target.chmod(0o640)
+    fig, _ = plt.subplots()
+    _save(fig, target)
+    assert target.stat().st_mode & 0o777 == 0o640           # a replaced plot keeps its mode
 
     fig, _ = plt.subplots()
 
