@@ -5,7 +5,8 @@ MODEL   ?= cascaded
 SUITE   ?= quick
 # Data: $SYMBENCH_DATA if set, else ../shared/data if present (else torchvision's download).
 DATA_DIR ?= $(or $(SYMBENCH_DATA),$(wildcard ../shared/data))
-OUT     ?= leaderboard/v1/rows.jsonl
+# Rows and the per-example store go to $SYMBENCH_HOME (else the user data dir); OUT=FILE appends there instead.
+OUT     ?=
 ARGS    ?=
 
 .PHONY: bench test perf gpu-check device-bundle venv list leaderboard clean
@@ -20,7 +21,7 @@ venv: .venv/.installed
 	touch $@
 
 bench: venv
-	$(PY) -m symbench bench --model $(MODEL) --suite $(SUITE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) --out '$(OUT)' $(ARGS)
+	$(PY) -m symbench bench --model $(MODEL) --suite $(SUITE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(OUT),--out '$(OUT)') $(ARGS)
 
 test: venv
 	$(PY) -m pytest -q
@@ -38,7 +39,7 @@ list: venv
 	$(PY) -m symbench list
 
 leaderboard: venv
-	$(PY) -m symbench leaderboard build
+	$(PY) -m symbench leaderboard build --publish
 
 clean:
 	rm -rf results .pytest_cache

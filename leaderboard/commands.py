@@ -1,15 +1,30 @@
-"""CLI: ``symbench leaderboard build|validate`` (plus ``leaderboard refresh`` and ``submit``, registered here)."""
+"""CLI: ``symbench leaderboard build|validate`` (symbench/cli.py adds ``add`` and ``refresh``).
+
+Library modules are imported inside the commands: building the parser must not import torch.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-from symbench.leaderboard.claims import CLAIMS_PATH
-from symbench.leaderboard.page import build
-from symbench.leaderboard.rows import DEFAULT_ROWS, LEADERBOARD_DIR, _rel, check_append_only, read_jsonl, validate_rows_file
+from symbench.paths import home, package_file, publish_target, published_rows
+
+CLAIMS_PATH = package_file("symbench.leaderboard", "seed_claims.json")
+
+
+def _build_paths(args) -> tuple[Path, Path]:
+    """(rows, out): the published rows into ``$SYMBENCH_HOME/leaderboard`` unless --publish (the checkout's v1/)."""
+    if args.publish:
+        board = publish_target()
+        return Path(args.rows) if args.rows else board, Path(args.out) if args.out else board.parent
+    return Path(args.rows) if args.rows else published_rows(), Path(args.out) if args.out else home() / "leaderboard"
 
 
 def _cmd_build(args) -> int:
-    res = build(args.rows, args.out, args.reference, args.claims, plots=not args.no_plots, screenshot=args.screenshot)
+    from symbench.leaderboard.page import build
+    from symbench.leaderboard.rows import _rel
+
+    rows, out = _build_paths(args)
+    res = build(rows, out, args.reference, args.claims, plots=not args.no_plots, screenshot=args.screenshot)
     print(f"wrote {_rel(res.readme)}, {_rel(res.html)}, {len(res.model_pages)} model page(s) in "
           f"{_rel(res.html.parent / 'models')}, {len(res.downloads)} download(s) in {_rel(res.html.parent / 'data')}"
           + (f", {len(res.plots)} plot(s) in {_rel(res.html.parent / 'plots')}" if res.plots else ", no plots")
@@ -19,6 +34,7 @@ def _cmd_build(args) -> int:
 
 def _cmd_validate(args) -> int:
     from symbench.leaderboard.robustbench_ref import REFERENCE_PATH
+    from symbench.leaderboard.rows import LEADERBOARD_DIR, _rel, check_append_only, read_jsonl, validate_rows_file
 
     paths = args.paths or sorted(LEADERBOARD_DIR.glob("v*/rows.jsonl")) + [REFERENCE_PATH]
     bad = 0
@@ -33,13 +49,15 @@ def _cmd_validate(args) -> int:
     return 1 if bad else 0
 
 
-def add_leaderboard_commands(sub) -> None:
-    """Register ``symbench leaderboard build|validate`` and ``symbench submit``."""
+def add_leaderboard_commands(sub):
+    """Register ``symbench leaderboard build|validate``; returns the ``leaderboard`` subparsers for more."""
     p = sub.add_parser("leaderboard", help="build the leaderboard pages from rows, or validate rows")
     lsub = p.add_subparsers(dest="leaderboard_cmd", required=True)
     s = lsub.add_parser("build", help="render leaderboard/v1/README.md, index.html and plots/ from rows.jsonl")
-    s.add_argument("--rows", default=str(DEFAULT_ROWS), help="rows file (default leaderboard/v1/rows.jsonl)")
-    s.add_argument("--out", help="output directory (default: the rows file's directory)")
+    s.add_argument("--rows", help="rows file (default: the published leaderboard/v1/rows.jsonl)")
+    s.add_argument("--out", help="output directory (default: $SYMBENCH_HOME/leaderboard; with --publish the "
+                                 "checkout's leaderboard/v1)")
+    s.add_argument("--publish", action="store_true", help="rebuild the checkout's published pages in leaderboard/v1")
     s.add_argument("--reference", help="RobustBench reported rows (default leaderboard/robustbench_reference.jsonl)")
     s.add_argument("--claims", default=str(CLAIMS_PATH), help="seed paper claims (default leaderboard/seed_claims.json)")
     s.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -51,8 +69,4 @@ def add_leaderboard_commands(sub) -> None:
     s.add_argument("--append-only", action="store_true", help="also check the files only grew since --base")
     s.add_argument("--base", default="HEAD", help="git revision for --append-only (default HEAD)")
     s.set_defaults(func=_cmd_validate)
-    from symbench.leaderboard.refresh import add_refresh_command  # `leaderboard refresh`: rerun missing or stale rows
-    add_refresh_command(lsub)
-
-    from symbench.leaderboard.submit import add_submit_command  # submitting is how outside models reach the rows
-    add_submit_command(sub)
+    return lsub

@@ -78,17 +78,19 @@ def trained_models(pattern: str = "*") -> dict[str, str]:
 
 
 def refresh(*, executor="local", address=None, shards=None, models="*", suites=DEFAULT_SUITES,
-            rows="leaderboard/v1/rows.jsonl", data_dir=None, store="results/store", device=None,
+            rows=None, data_dir=None, store=None, device=None,
             progress=True, dry_run=False, n=None) -> list[tuple[str, str, str]]:
     """Plan, then (unless ``dry_run``) run every missing or stale pair and append its rows to ``rows``.
 
     ``n`` overrides every suite's example count (e.g. ``standard`` at n=200 on a CPU): rows are current
     when they were run with that n, and new runs use it.
     """
+    from symbench.paths import user_rows
     from symbench.bench.run.executors import BenchJob, make_executor
     from symbench.bench.run.records import read_rows
     from symbench.bench.suites import load_suite
 
+    rows = user_rows() if rows is None else rows
     plan = plan_refresh(read_rows(rows), trained_models(models), {s: load_suite(s).with_overrides(n=n) for s in suites})
     if dry_run or not plan:
         return plan
@@ -97,47 +99,3 @@ def refresh(*, executor="local", address=None, shards=None, models="*", suites=D
     for job, got in make_executor(executor, address=address, shards=shards).run(jobs):
         log.info("%s %s: %d row(s)", job.model_name, job.suite_name, len(got))
     return plan
-
-
-def _cmd_refresh(args) -> int:
-    import os
-
-    import torch
-
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    suites = [s for s in args.suites.split(",") if s]
-    plan = refresh(executor=args.executor, address=args.address, shards=args.shards, models=args.models,
-                   suites=suites, rows=args.rows, data_dir=args.data_dir, store=args.store, device=args.device,
-                   progress=not args.no_progress, dry_run=args.dry_run or args.plain, n=args.n)
-    if args.plain:  # for scripts (examples/slurm/submit_all.sh): one "model suite" per line, nothing else
-        print("\n".join(f"{model} {suite}" for model, suite, _ in plan))
-        return 0
-    if not plan:
-        print(f"{args.rows}: every trained model × {','.join(suites)} is current")
-        return 0
-    print(("would run" if args.dry_run else "ran") + f" {len(plan)} model × suite pair(s):")
-    for model, suite, why in plan:
-        print(f"  {model:24s} {suite:10s} {why}")
-    return 0
-
-
-def add_refresh_command(lsub) -> None:
-    """Register ``symbench leaderboard refresh`` under the ``leaderboard`` subcommands."""
-    from symbench.bench.run.executors import EXECUTORS
-
-    s = lsub.add_parser("refresh", help="rerun every trained model × suite whose rows are missing or stale")
-    s.add_argument("--executor", choices=EXECUTORS, default="local", help="where to run (default local)")
-    s.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local Ray)")
-    s.add_argument("--shards", type=int, help="example shards per model × suite (default: the cluster's GPUs/CPUs)")
-    s.add_argument("--models", default="*", help="shell pattern over registered model names (default *)")
-    s.add_argument("--suites", default=",".join(DEFAULT_SUITES), help="comma-separated suites (default quick,paper)")
-    s.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
-    s.add_argument("--n", type=int, help="examples per suite instead of each suite's n (rows must match it)")
-    s.add_argument("--plain", action="store_true", help="implies --dry-run; print only MODEL SUITE lines, for scripts")
-    s.add_argument("--rows", default="leaderboard/v1/rows.jsonl", help="rows file to check and append to")
-    s.add_argument("--data-dir", help="CIFAR-10 directory ($SYMBENCH_DATA)")
-    s.add_argument("--store", default="results/store", help="per-example outcome store (resumable)")
-    s.add_argument("--device", help="driver device for checks and local runs (default: cuda if available)")
-    s.add_argument("--threads", type=int, help="driver CPU threads (default: all cores)")
-    s.add_argument("--no-progress", action="store_true")
-    s.set_defaults(func=_cmd_refresh)

@@ -215,33 +215,3 @@ def format_reference(rows: list[dict]) -> str:
         lines.append(f"{i:3d} {r['model']:{w}s} {r.get('eps_display', ''):>6s} {r['clean_acc']:6.4f} {robust:>11s} "
                      f"{'yes' if r.get('additional_data') else 'no':>10s}  {', '.join(notes)}".rstrip())
     return "\n".join(lines)
-
-
-def _cmd_build(args) -> int:
-    rows = build_reference(args.model_info, commit=args.commit)
-    out = write_reference(rows, args.out)
-    by = {t: sum(r["threat"] == t.lower() for r in rows) for t in THREATS}
-    print(f"wrote {len(rows)} reference rows ({', '.join(f'{t} {k}' for t, k in by.items())}) to {out}")
-    return 0
-
-
-def _cmd_list(args) -> int:
-    rows = reference_rows(args.threat, args.reference)
-    print(format_reference(rows[: args.top] if args.top else rows))
-    return 0
-
-
-def add_robustbench_commands(sub) -> None:
-    """``symbench robustbench {build-reference,list}``."""
-    p = sub.add_parser("robustbench", help="RobustBench reference numbers (build the table, list it)")
-    rsub = p.add_subparsers(dest="rb_cmd", required=True)
-    s = rsub.add_parser("build-reference", help="rebuild leaderboard/robustbench_reference.jsonl from model_info/")
-    s.add_argument("--model-info", required=True, help="RobustBench's model_info directory (or its checkout)")
-    s.add_argument("--commit", help="RobustBench commit the files are from (default: git HEAD of the directory)")
-    s.add_argument("--out", default=str(REFERENCE_PATH), help="output JSONL (rewritten)")
-    s.set_defaults(func=_cmd_build)
-    s = rsub.add_parser("list", help="RobustBench's reported CIFAR-10 numbers, best robust accuracy first")
-    s.add_argument("--threat", default="Linf", choices=THREATS)
-    s.add_argument("--top", type=int, help="show only the first N")
-    s.add_argument("--reference", default=str(REFERENCE_PATH), help="reference JSONL to read")
-    s.set_defaults(func=_cmd_list)

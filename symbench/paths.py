@@ -94,6 +94,6 @@ def default_data_dir() -> Path | None:
 def describe(path: Path) -> str:
     """A path as a user should read it: relative to the working directory when inside it."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)

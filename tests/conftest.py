@@ -18,6 +18,18 @@ needs_shared_data = pytest.mark.skipif(not (SHARED_DATA / "cifar10" / "test.npz"
                                        reason=f"real CIFAR-10 not found at {SHARED_DATA} (../shared/data)")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _user_home(tmp_path_factory):
+    """Every test's runs go to a throwaway $SYMBENCH_HOME, never the tester's own rows and store."""
+    old = os.environ.get("SYMBENCH_HOME")
+    os.environ["SYMBENCH_HOME"] = str(tmp_path_factory.mktemp("symbench_home"))
+    yield
+    if old is None:
+        os.environ.pop("SYMBENCH_HOME", None)
+    else:
+        os.environ["SYMBENCH_HOME"] = old
+
+
 # A small deterministic suite (no random starts): shared by runner and executor tests.
 DET_SUITE = """
 name = "det"

@@ -174,7 +174,7 @@ def test_example_package_installs_lists_and_submits(tmp_path):
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert "example_tinynet" in res.stdout.split("\n")[1]           # `symbench list` found the entry point
-    assert "pull request" in res.stdout
+    assert "pull request" in res.stderr and "leaderboard add" in res.stderr  # what to do next goes to stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["model"] for r in rows] == ["example_tinynet"]
     assert rows[0]["source"] == "entry_point:symbench_example.models:register"

@@ -167,7 +167,7 @@ def summarize(scores: list[float]) -> dict:
 
 @register_suite_kind("clever")
 def run_clever(model: nn.Module, suite: Suite, data: ImageData, *, model_name: str,
-               store_root: str = "results/store", device="cpu", progress: bool = True, **_) -> list[dict]:
+               store_root=None, device="cpu", progress: bool = True, **_) -> list[dict]:
     """One row per norm: CLEVER score statistics over the correctly classified images of ``data``.
 
     Misclassified images are skipped, as in the CLEVER paper's code (their score would measure the

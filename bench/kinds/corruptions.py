@@ -573,7 +573,7 @@ def _family_source(source: str, suite: Suite, found: Path | None) -> str:
 
 @register_suite_kind("corruptions")
 def run_corruptions(model: nn.Module, suite: Suite, data: ImageData, *, model_name: str,
-                    store_root: str = "results/store", device="cpu", progress: bool = True, **_) -> list[dict]:
+                    store_root=None, device="cpu", progress: bool = True, **_) -> list[dict]:
     """Accuracy on every (corruption, severity); rows per pair, per corruption (mean over severities), and
     overall means (all corruptions run, and the 15 standard ones when all were run).
 
@@ -670,7 +670,7 @@ def _corruption_row(model_name, card, fp, suite, clean, parts, cdata, device, ke
 
 @register_suite_kind("corrupted_adv")
 def run_corrupted_adv(model: nn.Module, suite: Suite, data: ImageData, *, model_name: str,
-                      store_root: str = "results/store", device="cpu", progress: bool = True, **_) -> list[dict]:
+                      store_root=None, device="cpu", progress: bool = True, **_) -> list[dict]:
     """The suite's attack cascade (threats/attacks as in an attack suite) on each corrupted test set.
 
     Rows per (corruption, severity, eps) with ``variant`` "<corruption>/<severity>", plus "mean/<severity>"

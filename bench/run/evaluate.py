@@ -5,9 +5,11 @@ The library function every entry point calls (the Python API, the CLI, executors
 from __future__ import annotations
 
 import logging
-import os
+import time
 
 import torch
+
+from symbench.paths import user_store
 
 log = logging.getLogger("symbench")
 
@@ -19,10 +21,18 @@ def default_device(name: str | None) -> torch.device:
 
 
 def bench(model_name: str, suite_name: str, *, data_dir=None, n=None, eps=None, batch_size=None, seed=None,
-          out=None, store="results/store", device=None, progress=True, model=None, data=None,
-          untrained=False, checks=True, model_dir=None, shard=None) -> list[dict]:
+          out=None, store=None, device=None, progress=True, model=None, data=None,
+          untrained=False, checks=True, model_dir=None, shard=None, checkpoint=None, sha256=None,
+          download=False, escalate: bool = False, surrogate: str | None = None) -> list[dict]:
     """Run ``suite_name`` on ``model_name``; returns the rows (appended to ``out`` when given).
 
+    ``escalate``: rows flagged for hidden or noisy gradients get remedies that need no knowledge of the
+    model's insides (transfer from ``surrogate`` or a defended model's base, APGD with EOT, Square at its
+    full budget) and keep both numbers, ``robust_acc`` and ``escalated_robust_acc`` (bench/checks/escalate.py).
+
+    ``store`` None is the user directory's store (``$SYMBENCH_HOME/store``); ``out`` None appends nowhere.
+    ``checkpoint`` evaluates your own ``.safetensors`` weights for a registered architecture; their sha256
+    (``sha256``, else computed from the file) is what the rows cite and what keys the store.
     ``shard=(i, k)`` computes only shard ``i`` of ``k`` of the run's batches into ``store`` and returns
     no rows (a SLURM array task); the ordinary run afterwards finds them stored and writes the rows.
     """
@@ -32,16 +42,23 @@ def bench(model_name: str, suite_name: str, *, data_dir=None, n=None, eps=None, 
     from symbench.bench.run.records import append_rows, make_row
     from symbench.bench.run.runner import model_fingerprint, run_suite
     from symbench.bench.suites import load_suite
+    from symbench.bench.run.preflight import preflight_bench
 
+    preflight_bench(suite_name, n=n, batch_size=batch_size, out=out, store=store, data=data, model=model)
     suite = load_suite(suite_name).with_overrides(n=n, eps=eps, batch_size=batch_size, seed=seed)
+    store = store if store is not None else user_store()
     dev = default_device(device)
     if model is None and model_name.startswith("robustbench:"):  # RobustBench's zoo, see models/robustbench_zoo.py
         from symbench.models.robustbench_zoo import load_robustbench_model
         model = load_robustbench_model(model_name, model_dir)
     if model is None:
         model_name = resolve_name(model_name)
-        model = create_model(model_name, pretrained=not untrained)
-    data = data if data is not None else load_cifar10("test", data_dir, n=suite.n)
+        if checkpoint is not None:
+            from symbench.models.checkpoints import sha256_file
+            model = create_model(model_name, checkpoint=checkpoint, sha256=sha256 or sha256_file(checkpoint))
+        else:
+            model = create_model(model_name, pretrained=not untrained)
+    data = data if data is not None else load_cifar10("test", data_dir, n=suite.n, download=download)
     if shard is not None:
         return _bench_shard(model, suite, data, model_name, shard, store, dev, progress)
     if suite.kind != "attack":
@@ -57,10 +74,26 @@ def bench(model_name: str, suite_name: str, *, data_dir=None, n=None, eps=None, 
     orbit = run_orbit_columns(model, suite, data, outcomes, model_name, key, store, dev)
     base = None
     if suite.option("base_reference"):  # defended model: the same attacks on its undefended base
+        log.info("%s %s: the same suite on the undefended base (for the defense's gain)...", model_name, suite.id)
         base = base_reference(model, suite, data, store_root=store, device=dev, progress=progress)
+    from symbench.bench.checks import row_checks
+    from symbench.bench.run.runner import row_fields
+
+    gains = None
+    if base:  # the defense's gain as a paired difference on the same examples (bench/checks/gain.py)
+        from symbench.bench.checks.gain import defense_gains
+        gains = defense_gains(model, suite, data, outcomes, store_root=store, device=dev)
+    esc = None
+    if escalate and checks:
+        from symbench.bench.checks.escalate import escalate as escalate_rows
+        from symbench.bench.run.store import Store
+        esc = escalate_rows(model, suite, data, outcomes, checks=extra, surrogate=surrogate,
+                            store=Store(store, model_name, key), device=dev)
     rows = [make_row(model_name=model_name, card=card, ckpt_sha256=model_fingerprint(model), suite=suite,
                      outcome=o, data=data, device=dev, store_key=key,
-                     extra={**extra, **({"orbit": orbit[i]} if orbit and orbit[i] else {}), **(base[i] if base else {})})
+                     extra={**row_fields(suite, o), **(row_checks(extra, o) if extra else {}),
+                            **({"orbit": orbit[i]} if orbit and orbit[i] else {}), **(base[i] if base else {}),
+                            **(gains[i] if gains else {}), **(esc[i].row_fields() if esc and esc[i] else {})})
             for i, o in enumerate(outcomes)]
     if out:
         added = append_rows(out, rows)
@@ -97,17 +130,24 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def run_validity_checks(model, suite, data, outcomes, model_name, key, store_root, device) -> dict:
     """Checks + verdict + equivariance errors for a run, cached in the run's store."""
-    from symbench.bench.checks import run_checks
+    from symbench.bench.checks import cached_checks
     from symbench.bench.run.store import Store
 
     store = Store(store_root, model_name, key)
-    cached = store.get("checks", 0)
-    if cached is None:
-        checks, verdict, info = run_checks(model, suite, data.x.to(device), data.y.to(device), outcomes,
-                                           seed=suite.seed, m=int(suite.option("checks_m", 64)))
-        cached = {"checks": checks, "verdict": verdict, **info}
-        store.put("checks", 0, cached)
+    # cached_checks runs only the checks the stored record lacks (new or changed checks judge old runs too)
+    log.info("%s %s: validity checks (%d of them; cached in the store once done)...", model_name, suite.id,
+             _n_checks())
+    t0 = time.time()
+    cached = cached_checks(model, suite, data.x.to(device), data.y.to(device), outcomes, store,
+                           seed=suite.seed, m=int(suite.option("checks_m", 64)))
+    log.info("%s %s: checks done in %.0f s, verdict %s", model_name, suite.id, time.time() - t0, cached["verdict"])
     return cached
+
+
+def _n_checks() -> int:
+    from symbench.bench import checks
+
+    return len(getattr(checks, "CHECKS", ())) or 1
 
 
 def run_orbit_columns(model, suite, data, outcomes, model_name, key, store_root, device) -> list[dict] | None:
@@ -129,6 +169,8 @@ def run_orbit_columns(model, suite, data, outcomes, model_name, key, store_root,
             continue
         rec = store.get("orbit", i)
         if rec is None:
+            log.info("%s %s: orbit column at eps %s (%d transforms x %s on %d examples)...", model_name, suite.id,
+                     o.eps_display if hasattr(o, "eps_display") else f"{o.eps:.4g}", len(ORBIT), attack, n)
             res = orbit_outcome(model, data.x[:n].to(device), data.y[:n].to(device), o.eps, attack=attack,
                                 norm=o.norm, seed=suite.seed, **spec)
             rec = {"n": n, "attack": attack, "params": spec, "transforms": list(ORBIT),
@@ -150,7 +192,7 @@ def _run_other_kind(suite, model, data, **kw) -> list[dict]:
                                    device=kw["device"], progress=kw["progress"])
 
 
-def base_reference(model, suite, data, *, store_root: str = "results/store", device="cpu", progress: bool = False,
+def base_reference(model, suite, data, *, store_root=None, device="cpu", progress: bool = False,
                    num_classes: int = 10) -> list[dict] | None:
     """Run ``suite`` on the base of a defended model; one dict of extra row fields per (threat, eps).
 

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from symbench.paths import user_store
+
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "ray")
@@ -179,7 +181,7 @@ class RayExecutor:
             data = load_cifar10("test", kw.get("data_dir"), n=suite.n)
         model = model.cpu()  # shipped through the object store; each worker moves it to its device
         key = suite_run_key(model, suite, data)
-        store = Store(kw.get("store", "results/store"), model_name, key)
+        store = Store(kw.get("store"), model_name, key)
         n_batches = math.ceil(len(data) / suite.batch_size)
         missing = [b for b in range(n_batches) if any(store.get(g, b) is None for g in _groups(suite))]
         return {"suite": suite, "store": store, "missing": missing, "model_name": model_name, "model": model,
@@ -195,7 +197,7 @@ class RayExecutor:
                                f"{prep.key}: the worker has other weights, data or suite")
         if result["commit"] != git_commit():
             log.warning("a worker runs commit %s, the driver %s: results may differ", result["commit"], git_commit())
-        store = Store(prep.job.kwargs.get("store", "results/store"), prep.model_name, prep.key)
+        store = Store(prep.job.kwargs.get("store"), prep.model_name, prep.key)
         for (group, b), rec in result["records"].items():
             if store.get(group, b) is None:
                 store.put(group, b, rec)
@@ -207,7 +209,7 @@ class RayExecutor:
         from symbench.bench.suites import SUITE_DIR
 
         kw = prep.job.kwargs
-        root = Path(kw.get("store", "results/store"))
+        root = Path(kw.get("store") or user_store())
         run_dir = root / prep.store_dir
         files = {str(f.relative_to(root)): f.read_text() for f in run_dir.rglob("*.json")}
         path = Path(prep.job.suite_name)
@@ -224,7 +226,7 @@ class RayExecutor:
         from symbench.bench.run.store import atomic_write_text
 
         kw = prep.job.kwargs
-        root = Path(kw.get("store", "results/store"))
+        root = Path(kw.get("store") or user_store())
         for rel, text in result["files"].items():
             if not (root / rel).is_file():
                 atomic_write_text(root / rel, text)
