@@ -26,7 +26,8 @@ from symbench.leaderboard.boards import (LINF_EPS, L2_EPS, Board, acc_cell, clev
 from symbench.leaderboard.browser import take_full_screenshot
 from symbench.leaderboard.cards import cards_table, model_cards, model_params
 from symbench.leaderboard.claims import CLAIMS_PATH, claims_sentence, claims_table, load_claims, match_claims
-from symbench.leaderboard.plots import PLOT_PREFIXES, plot_clever, plot_corruptions, plot_model_curves, plot_robust_vs_eps
+from symbench.leaderboard.plots import (PLOT_PREFIXES, plot_clever, plot_corruptions, plot_model_curves,
+                                        plot_robust_vs_eps, plot_threat_board)
 from symbench.leaderboard.rows import (DEFAULT_ROWS, _is_attack, _is_clever, _is_corrupted_adv, _is_corruption, _variant,
                                        fgsm_alone, read_jsonl, validate_rows_file)
 from symbench.leaderboard.sections import check_explanations, protocol, suspect_lines, validity_summary
@@ -187,16 +188,25 @@ def collect(rows_path: Path, reference_path: Path, claims_path: Path, plot_dir: 
             p = plot_model_curves(m, rows, claims, plot_dir)
             if p is not None:
                 model_plots[m] = p
-        fresh = {p.name for ps in plots.values() for p in ps} | {p.name for p in model_plots.values()}
-        for old in plot_dir.glob("*.png"):  # plots of data that no longer qualifies
-            if old.name.startswith(PLOT_PREFIXES) and old.name not in fresh:
-                old.unlink()
     boards = [threat_board(rows, refs, cards, pages, "linf", LINF_EPS, "linf", "Linf 8/255", "8/255"),
               threat_board(rows, refs, cards, pages, "l2", L2_EPS, "l2", "L2 0.5", "0.5"),
               eps_board(rows, cards, pages, plots["eps"]), symmetry_board(rows, cards, pages),
               *corruption_boards(rows, cards, pages, claims, plots["corruptions"]),
               clever_board(rows, cards, pages, plots["clever"]), defense_board(rows, cards, pages)]
     boards = [b for b in boards if any(r.attrs.get("reported") != "1" for r in b.table.rows)]  # a board needs our rows
+    if plot_dir is not None:
+        for b in boards:
+            if b.id in ("linf", "l2"):  # the reported rows the board shows before a reader asks for all
+                recs = [r.record for r in b.table.rows if "more" not in r.cls.split()]
+                p = plot_threat_board(recs, f"CIFAR-10, {b.title}: robust accuracy per model (per-example worst case)",
+                                      plot_dir / f"board_{b.id}.png")
+                if p is not None:
+                    b.plots.append(p)
+                    plots.setdefault("boards", []).append(p)
+        fresh = {p.name for ps in plots.values() for p in ps} | {p.name for p in model_plots.values()}
+        for old in plot_dir.glob("*.png"):  # plots of data that no longer qualifies
+            if old.name.startswith(PLOT_PREFIXES) and old.name not in fresh:
+                old.unlink()
     matches = match_claims(claims, [r for r in rows if _is_attack(r)])
     raw = rows_path.read_bytes() if rows_path.is_file() else b""
     models = [model_context(m, rows, cards, claims, explain, model_plots.get(m)) for m in sorted(names)]

@@ -16,7 +16,7 @@ log = logging.getLogger("symbench.leaderboard")
 # Every model on a plot gets its own colour (tab10, then tab20's light shades); adversarially
 # trained models (their card's recipe has `adv`) are dashed, plain baselines drawn thicker. The
 # seed's claims are hollow diamonds in their model's colour, RobustBench's reported numbers stars.
-PLOT_PREFIXES = ("robust_vs_eps_", "clever", "corruptions", "model_")
+PLOT_PREFIXES = ("robust_vs_eps_", "clever", "corruptions", "model_", "board_")
 
 
 def _plt():
@@ -260,3 +260,45 @@ def plot_corruptions(rows: list[dict], out_dir: Path) -> list[Path]:
     path = out_dir / "corruptions.png"
     _save(fig, path)
     return [path]
+
+
+def plot_threat_board(records: list[dict], title: str, path: Path) -> Path | None:
+    """A threat board as a forest plot: each model's robust accuracy with its 95% Wilson interval.
+
+    Overlapping bars are the statistical ties the rank bands report; RobustBench's reported rows
+    (the ones the board shows by default) are grey squares for scale.
+    """
+    measured = [r for r in records if r.get("kind") == "measured"]
+    if not measured:
+        return None
+    plt = _plt()
+    shown = sorted(records, key=lambda r: r["robust_acc"])
+    fig, ax = plt.subplots(figsize=(8.5, 0.26 * len(shown) + 1.5))
+    for i, r in enumerate(shown):
+        lo, hi = 100 * r["robust_low"], 100 * r["robust_high"]
+        if r.get("kind") == "reported":
+            ax.plot([lo, hi], [i, i], color="0.75", lw=2, solid_capstyle="butt")
+            ax.plot([100 * r["robust_acc"]], [i], marker="s", ms=5, mfc="white", mec="0.5", ls="none")
+        else:
+            color = "tab:red" if r.get("adversarially_trained") else "tab:blue"
+            ax.plot([lo, hi], [i, i], color=color, lw=2.5, alpha=0.45, solid_capstyle="butt")
+            ax.plot([100 * r["robust_acc"]], [i], marker="o", ms=5, color=color, ls="none")
+    labels = [r["model"].split(":", 1)[-1] + (f"  (n={r['n']}, {r['suite']})" if r.get("kind") == "measured"
+                                              else "  (RobustBench, reported)") for r in shown]
+    ax.set_yticks(range(len(shown)), labels, fontsize=7)
+    for tick, r in zip(ax.get_yticklabels(), shown):
+        if r.get("kind") == "reported":
+            tick.set_color("0.5")
+    ax.set_xlim(-1, 100)
+    ax.set_xlabel("robust accuracy (%)")
+    from matplotlib.lines import Line2D
+
+    ax.legend(handles=[Line2D([], [], marker="o", color="tab:red", lw=2.5, label="adversarially trained (dot: measured)"),
+                       Line2D([], [], marker="o", color="tab:blue", lw=2.5, label="not adversarially trained"),
+                       Line2D([], [], marker="s", mfc="white", mec="0.5", color="0.75", lw=2,
+                              label="RobustBench, reported (not measured here)")],
+              fontsize=7, loc="lower right", title="bar: 95% Wilson interval; overlapping bars = tied",
+              title_fontsize=7)
+    ax.set_title(title)
+    _save(fig, path)
+    return path

@@ -207,7 +207,7 @@ def built(tmp_path_factory):
 def test_build_writes_pages_and_plots(built):
     d, res, rows = built
     assert {p.name for p in res.plots} == {"robust_vs_eps_4layer.png", "robust_vs_eps_10layer.png", "clever.png",
-                                          "corruptions.png"} | {f"model_{m}.png" for m in
+                                          "corruptions.png", "board_linf.png", "board_l2.png"} | {f"model_{m}.png" for m in
                                                                 ("equivariant4", "equivariant10", "baseline_cnn4",
                                                                  "baseline_cnn10_pgdat")}
     for p in res.plots:
@@ -221,7 +221,7 @@ def test_build_writes_pages_and_plots(built):
     assert "## Linf 8/255" in md and "## L2 0.5" in md and "## CIFAR-10-C (generated)" in md
     assert "[baseline_cnn10_pgdat](models/baseline_cnn10_pgdat.html)" in md
     assert 'class="row suspect"' in page and "PGD weaker than FGSM" in page
-    assert page.count("data:image/png;base64,") == 4 and "<script>" in page   # self-contained
+    assert page.count("data:image/png;base64,") == 6 and "<script>" in page   # self-contained
     assert 'data-reported="1"' in page and ">Standard</a>" in page            # RobustBench rows interleaved
     assert "src=\"plots/" not in page and "http" not in page.split("<script>")[1]
     assert "an ESTIMATE, NOT A CERTIFICATE" in page
@@ -248,7 +248,7 @@ def test_rebuild_is_byte_identical(built, tmp_path):
 def test_build_with_few_rows_skips_missing_plots(tmp_path):
     (tmp_path / "rows.jsonl").write_text(json.dumps(fake_row("cascaded4", suite="quick")) + "\n")
     res = lb_page.build(tmp_path / "rows.jsonl", tmp_path)
-    assert res.plots == []
+    assert [p.name for p in res.plots] == ["board_linf.png"]  # no paper, CLEVER or corruption rows: no such plots
     md = (tmp_path / "README.md").read_text()
     assert "## Linf 8/255" in md and "## L2 0.5" not in md and "No `paper`-suite rows exist yet" in md
     (tmp_path / "empty.jsonl").write_text("")
