@@ -167,7 +167,8 @@ def _grid(tid: str, rows: list[dict], split, col_name: str) -> Table:
 
 
 def collect(rows_path: Path, reference_path: Path, claims_path: Path, plot_dir: Path | None,
-            out_dir: Path | None = None) -> Page:
+            out_dir: Path | None = None, rows_copy: Path | None = None) -> Page:
+    """Every board, table and model page from the rows (``rows_copy``: the copy the page links to)."""
     out_dir = out_dir or rows_path.parent
     all_rows = [r for r in read_jsonl(rows_path) if r.get("kind", "measured") == "measured"]
     rows, hidden = pick_rows(all_rows)
@@ -211,7 +212,8 @@ def collect(rows_path: Path, reference_path: Path, claims_path: Path, plot_dir: 
     raw = rows_path.read_bytes() if rows_path.is_file() else b""
     models = [model_context(m, rows, cards, claims, explain, model_plots.get(m)) for m in sorted(names)]
     return Page(version=rows_path.parent.name if re.fullmatch(r"v\d+", rows_path.parent.name) else "",
-                rows_path=rows_path, rows_href=Path(os.path.relpath(rows_path.resolve(), out_dir.resolve())).as_posix(),
+                rows_path=rows_copy or rows_path,
+                rows_href=Path(os.path.relpath((rows_copy or rows_path).resolve(), out_dir.resolve())).as_posix(),
                 rows_sha256=hashlib.sha256(raw).hexdigest(), n_rows=len(all_rows), n_hidden=hidden, rows=rows,
                 boards=boards, claims=claims_table(claims, matches), claims_sentence=claims_sentence(matches),
                 cards=cards_table(sorted(names), cards, rows), validity=validity_summary(rows),
@@ -330,8 +332,12 @@ def build(rows_path: str | Path = DEFAULT_ROWS, out_dir: str | Path | None = Non
     if errors:
         raise ValueError(f"{len(errors)} invalid row(s); fix the tool that wrote them:\n" + "\n".join(errors[:10]))
     out.mkdir(parents=True, exist_ok=True)
+    rows_copy = None
+    if rows_path.resolve().parent != out.resolve():  # the folder links its own copy: it stays self-contained
+        rows_copy = out / "data" / "rows.jsonl"
+        _write_if_changed(rows_copy, rows_path.read_text() if rows_path.is_file() else "")
     page = collect(rows_path, Path(reference_path or REFERENCE_PATH), Path(claims_path),
-                   out / "plots" if plots else None, out)
+                   out / "plots" if plots else None, out, rows_copy)
     readme, index = out / "README.md", out / "index.html"
     _write_if_changed(readme, render_markdown(page))
     _write_if_changed(index, render_html(page))
@@ -346,7 +352,7 @@ def build(rows_path: str | Path = DEFAULT_ROWS, out_dir: str | Path | None = Non
         p = out / "data" / name
         _write_if_changed(p, text)
         downloads.append(p)
-    _remove_stale(out / "data", "*.[cj]s*", downloads)
+    _remove_stale(out / "data", "*.[cj]s*", downloads + ([rows_copy] if rows_copy else []))
     log.info("wrote %s, %s, %d model page(s) and %d plot(s) from %d row(s)", readme, index, len(model_pages),
              len(page.plots), page.n_rows)
     shots = []

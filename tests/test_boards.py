@@ -162,3 +162,15 @@ def test_every_board_downloads_as_csv_and_json_with_the_rows_numbers(tmp_path):
     assert mine["a"]["robust_acc"] == 0.4 and mine["b"]["robust_acc"] == 0.1 and mine["a"]["n"] == 200
     assert "CIFAR-10-C (generated)" in res.html.read_text()
     assert "robust_low" in (tmp_path / "data" / "linf.csv").read_text().splitlines()[0]
+
+
+def test_a_page_built_elsewhere_links_its_own_copy_of_the_rows(tmp_path):
+    src = tmp_path / "v1" / "rows.jsonl"
+    src.parent.mkdir()
+    src.write_text(json.dumps(row("a")) + "\n")
+    res = lb_page.build(src, tmp_path / "site", plots=False)
+    assert (tmp_path / "site" / "data" / "rows.jsonl").read_bytes() == src.read_bytes()
+    assert '<a href="data/rows.jsonl">rows.jsonl</a>' in res.html.read_text()
+    assert '<a href="../data/rows.jsonl">rows.jsonl</a>' in res.model_pages[0].read_text()
+    lb_page.build(src, src.parent, plots=False)  # built beside its rows: links them, copies nothing
+    assert '<a href="rows.jsonl">' in (src.parent / "index.html").read_text() and not (src.parent / "data" / "rows.jsonl").exists()
