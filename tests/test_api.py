@@ -1,0 +1,116 @@
+"""The Python API and the CLI's conventions, on a tiny model and synthetic data (seconds)."""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import symbench
+from conftest import DET_SUITE, TinyCNN
+from symbench.cli import build_parser, eps_value, main
+
+
+@pytest.fixture
+def suite_path(tmp_path):
+    p = tmp_path / "det.toml"
+    p.write_text(DET_SUITE)
+    return str(p)
+
+
+def test_benchmark_takes_any_module_and_returns_a_frame_with_intervals(tiny_model, tiny_data, suite_path, tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    df = symbench.benchmark(tiny_model, suite_path, data=tiny_data, rows=rows, store=tmp_path / "store",
+                            checks=False, progress=False)
+    assert list(df["eps"]) == [0.02, 0.05] and set(df["model"]) == {"custom:TinyCNN"}
+    assert (df["robust_low"] <= df["robust_acc"]).all() and (df["robust_acc"] <= df["robust_high"]).all()
+    assert (df["robust_acc"] <= df["clean_acc"]).all() and df.loc[1, "robust_acc"] < df.loc[0, "clean_acc"]
+    assert df.loc[0, "acc_after:art_fgsm"] >= df.loc[0, "robust_acc"]      # cumulative per-attack columns
+    assert len(df.attrs["rows"]) == 2
+    again = symbench.results(path=rows)                                      # what was appended reads back
+    assert list(again["robust_acc"]) == list(df["robust_acc"])
+    assert symbench.results(model="nothing*", path=rows).empty
+
+
+def test_benchmark_refuses_a_model_in_train_mode_before_any_compute(tiny_data, suite_path, tmp_path):
+    with pytest.raises(ValueError, match="train mode"):
+        symbench.benchmark(TinyCNN(), suite_path, data=tiny_data, rows=False, store=tmp_path / "store")
+    assert not (tmp_path / "store").exists()
+
+
+def test_runs_go_to_the_user_directory_by_default(tiny_model, tiny_data, suite_path):
+    from symbench.paths import home
+
+    symbench.benchmark(tiny_model, suite_path, data=tiny_data, checks=False, progress=False, name="tiny_home")
+    assert "tiny_home" in set(symbench.results()["model"])
+    assert (home() / "store" / "tiny_home").is_dir()
+
+
+def test_compare_pairs_the_stored_outcomes(tiny_model, tiny_data, suite_path, tmp_path):
+    rows, store = tmp_path / "rows.jsonl", tmp_path / "store"
+    kw = dict(data=tiny_data, rows=rows, store=store, checks=False, progress=False)
+    symbench.benchmark(tiny_model, suite_path, name="tiny_a", **kw)
+    torch.manual_seed(1)
+    symbench.benchmark(TinyCNN().eval(), suite_path, name="tiny_b", **kw)   # untrained: far less accurate
+    df = symbench.compare("tiny_a", "tiny_b", suite="det", rows=rows, store=store, metric="clean")
+    assert len(df) == 2 and (df["n"] == 200).all()
+    assert (df["diff"] > 0.3).all() and (df["p_value"] < 1e-6).all() and df["significant"].all()
+    assert "better than" in df.attrs["sentences"][0]
+    same = symbench.compare("tiny_a", "tiny_a", suite="det", rows=rows, store=store)
+    assert (same["p_value"] == 1.0).all() and "No significant difference" in same.attrs["sentences"][0]
+
+
+def test_compare_refuses_rows_run_on_different_examples(tiny_model, tiny_data, suite_path, tmp_path):
+    from symbench.bench.data import ImageData
+
+    rows, store = tmp_path / "rows.jsonl", tmp_path / "store"
+    kw = dict(rows=rows, store=store, checks=False, progress=False)
+    symbench.benchmark(tiny_model, suite_path, data=tiny_data, name="tiny_a", **kw)
+    other = ImageData(tiny_data.x.flip(0), tiny_data.y.flip(0), "synthetic-flipped", "", "test")
+    symbench.benchmark(tiny_model, suite_path, data=other, name="tiny_c", **kw)
+    with pytest.raises(ValueError, match="different examples"):
+        symbench.compare("tiny_a", "tiny_c", suite="det", rows=rows, store=store)
+
+
+def test_publish_refuses_a_smaller_n_than_the_suite_before_any_compute(capsys, tmp_path):
+    code = main(["bench", "--model", "cascaded", "--n", "50", "--publish", "--board", str(tmp_path / "b.jsonl")])
+    assert code == 2 and "--force" in capsys.readouterr().err
+    assert not (tmp_path / "b.jsonl").exists()
+
+
+def test_every_flag_has_help_and_eps_flags_take_fractions():
+    def walk(p):
+        yield p
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sub in a.choices.values():
+                    yield from walk(sub)
+    missing = [f"{p.prog} {'/'.join(a.option_strings) or a.dest}" for p in walk(build_parser()) for a in p._actions
+               if not a.help and not isinstance(a, argparse._SubParsersAction)]
+    assert not missing, missing
+    assert eps_value("8/255") == pytest.approx(8 / 255) and eps_value("0.5") == 0.5
+    for bad in ("8", "-1/255", "abc"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            eps_value(bad)
+
+
+def test_list_formats_parse_and_a_pattern_matching_nothing_exits_1(capsys):
+    assert main(["list", "cascaded*", "--format", "json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert {r["model"] for r in got} >= {"cascaded4", "cascaded10"}
+    assert main(["list", "cascaded*", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("model,family,group")
+    assert main(["list", "cascadd4"]) == 1 and "Did you mean: cascaded4" in capsys.readouterr().err
+    assert main(["bench", "--model", "cascaded", "--n", "0"]) == 2
+    assert main(["bench", "--model", "cascaded", "--batch-size", "-1"]) == 2
+
+
+def test_output_into_a_closed_pipe_is_quiet():
+    code = "import sys; from symbench.cli import main; sys.exit(main(['attacks']))"
+    p = subprocess.run(f"{sys.executable} -c \"{code}\" | head -1", shell=True, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == 1
+    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr
