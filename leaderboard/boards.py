@@ -300,9 +300,9 @@ def eps_board(rows: list[dict], cards: dict, pages: set[str], plots: list[Path])
             f = fgsm_alone(r)
             c = acc_cell(r["robust_acc"], r["n"], bar=(e == head))
             if e != head:
-                c.sub = f"FGSM {100 * f:.1f}" if f is not None else ""
+                c.sub = f"(FGSM {100 * f:.1f})" if f is not None else ""
             else:
-                c.sub += f" FGSM {100 * f:.1f}" if f is not None else ""
+                c.sub += f" (FGSM {100 * f:.1f})" if f is not None else ""
             cells.append(c)
             rec[f"robust_acc@{e:g}"] = r["robust_acc"]
             rec[f"fgsm_acc@{e:g}"] = f
@@ -365,7 +365,7 @@ def symmetry_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
                 continue
             c = acc_cell(x["orbit"]["robust_acc"], x["orbit"]["n"], bar=False)
             na = x["orbit"].get("robust_acc_no_orbit")
-            c.sub = f"attack alone {100 * na:.1f}" if na is not None else c.sub
+            c.sub = f"(attack alone {100 * na:.1f})" if na is not None else c.sub
             cells.append(c)
             rec[f"orbit_attack_acc@{e:g}"] = x["orbit"]["robust_acc"]
             rec[f"attack_alone_acc@{e:g}"] = na
@@ -521,7 +521,7 @@ def defense_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
         gain = r["robust_acc"] - r["base_robust_acc"]
         lo, hi = diff_interval(r["robust_acc"], r["n"], r["base_robust_acc"], r["n"])
         clean = acc_cell(r["clean_acc"], r["n"], bar=False)
-        clean.sub = f"base {100 * r['base_clean_acc']:.1f}" if r.get("base_clean_acc") is not None else ""
+        clean.sub = f"(base {100 * r['base_clean_acc']:.1f})" if r.get("base_clean_acc") is not None else ""
         t.add([rank_cell(band, tied), model_cell(m, pages), model_cell(r["base_model"], pages), clean,
                acc_cell(r["robust_acc"], r["n"]), acc_cell(r["base_robust_acc"], r["n"], bar=False),
                Cell(f"{100 * gain:+.1f}", round(100 * gain, 4), sub=f"[{100 * lo:+.1f} to {100 * hi:+.1f}]",
