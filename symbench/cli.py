@@ -274,11 +274,15 @@ def _cmd_train(args) -> int:
     card = train(args.model, data_dir=_data_dir(args), out_dir=args.out, resume=not args.no_resume,
                  epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                  adv=args.adv, adv_eps=args.adv_eps, threads=args.threads, device=args.device)
+    from pathlib import Path
+
+    from symbench.paths import user_checkpoints
+
+    path = (Path(args.out) if args.out else user_checkpoints()) / card["checkpoint"]
     print(f"{card['name']}: clean accuracy {card['clean_acc']:.4f} on {card['n_test']} test images; "
           f"sha256 {card['sha256']}")
-    _where("checkpoint", card.get("path") or card["checkpoint"])
-    print(f"evaluate it with: symbench bench --model {card['name']} --checkpoint "
-          f"{card.get('path') or card['checkpoint']}", file=sys.stderr)
+    _where("checkpoint", path)
+    print(f"evaluate it with: symbench bench --model {card['name']} --checkpoint {path}", file=sys.stderr)
     return 0
 
 
