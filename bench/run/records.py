@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import json
 import platform
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from symbench.bench.run.store import atomic_write_text
+from symbench.bench.run.store import atomic_write_text, check_writable, remove_stale_temps, resolve_target
 from symbench.paths import package_file
 from symbench.bench.suites import Suite, eps_display
 
@@ -52,6 +51,10 @@ def device_string(device) -> str:
 def make_row(*, model_name: str, card, ckpt_sha256: str, suite: Suite, outcome, data, device, store_key: str,
              extra: dict | None = None) -> dict:
     """Build a row from a run's per-example outcomes (never from hand-typed numbers)."""
+    n_masks = {len(outcome.clean), len(outcome.robust), *(len(v) for v in outcome.robust_after.values())}
+    if len(n_masks) != 1:  # a short store record would otherwise give a row whose n is not what it averages
+        raise ValueError(f"{model_name} {suite.id} {outcome.norm} eps={outcome.eps:g}: per-example masks have "
+                         f"different lengths {sorted(n_masks)}; refusing to aggregate them into a row")
     row = {
         "schema_version": SCHEMA_VERSION,
         "model": model_name,
@@ -76,6 +79,8 @@ def make_row(*, model_name: str, card, ckpt_sha256: str, suite: Suite, outcome, 
         "checks": {}, "verdict": "unchecked",
     }
     row.update(extra or {})
+    if row["n"] != len(outcome.clean) and row.get("n_evaluated") != len(outcome.clean):
+        raise ValueError(f"{model_name} {suite.id}: row says n={row['n']} but aggregates {len(outcome.clean)} examples")
     return row
 
 
@@ -94,31 +99,64 @@ def validate_row(row: dict) -> None:
                          + "; ".join(f"{'/'.join(map(str, e.path)) or '(row)'}: {e.message}" for e in errors[:5]))
 
 
+def check_row(row: dict) -> None:
+    """Invariants of an attack row that a schema cannot state: robust <= every cumulative per-attack
+    accuracy (non-increasing, in attack order) <= clean, and n >= 1.
+
+    Corruption rows (``robust_acc_is`` set: accuracy on corrupted images, not under attack) and CLEVER
+    rows (robust null) have no such order.
+    """
+    what = f"row {row.get('model')} {row.get('suite_id')} {row.get('threat')} eps={row.get('eps')}"
+    if not isinstance(row.get("n"), int) or row["n"] < 1:
+        raise ValueError(f"{what}: n must be a positive integer, got {row.get('n')!r}")
+    if row.get("robust_acc") is None or row.get("robust_acc_is"):
+        return
+    chain = [("clean", row["clean_acc"])] + [(a["label"], a["acc_after"]) for a in row.get("attacks", [])]
+    chain.append(("robust", row["robust_acc"]))
+    for (la, a), (lb, b) in zip(chain, chain[1:]):
+        if b > a + 1e-12:
+            raise ValueError(f"{what}: accuracy after {lb} ({b:.4f}) exceeds {la} ({a:.4f}); robust accuracy can only "
+                             "fall along the cascade, so the outcomes it came from are inconsistent")
+
+
 def row_key(row: dict) -> tuple:
     return tuple(row.get(k) for k in ROW_KEY)
 
 
 def read_rows(path: str | Path) -> list[dict]:
+    """The rows of a JSONL file ([] when absent); a malformed line is a ValueError naming file and line."""
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{i}: not a JSON row ({err.msg} at column {err.colno}); fix or remove that "
+                             "line") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{i}: a row must be a JSON object, got {type(row).__name__}")
+        rows.append(row)
+    return rows
 
 
 @contextmanager
 def rows_lock(path: Path):
-    """Exclusive ``flock`` on ``<rows>.lock`` around a read-modify-write of the rows file.
+    """Exclusive lock (``filelock``: ``flock`` on ``<rows>.lock``) around a read-modify-write of the rows file.
 
     Atomic replacement alone loses rows when two writers (parallel merges, two ``symbench bench`` runs)
-    read the same old file and each replace it with its own additions.
+    read the same old file and each replace it with its own additions. A symlinked rows file is locked
+    at its target, so every writer through any link shares one lock.
     """
+    from filelock import FileLock
+
+    path = resolve_target(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with FileLock(str(path.with_name(path.name + ".lock"))):
+        yield
 
 
 def append_rows(path: str | Path, rows: list[dict]) -> int:
@@ -129,8 +167,13 @@ def append_rows(path: str | Path, rows: list[dict]) -> int:
     """
     for r in rows:
         validate_row(r)
-    path = Path(path)
+        check_row(r)
+    path = resolve_target(Path(path))  # a symlink: write (and lock) the file it points to
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; rows go to a .jsonl file")
+    check_writable(path)  # refuse a read-only rows file; never chmod it
     with rows_lock(path):
+        remove_stale_temps(path)  # only a killed writer leaves them, and every writer holds this lock
         return _append_unlocked(path, rows)
 
 

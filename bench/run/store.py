@@ -1,29 +1,132 @@
-"""Per-example outcomes on disk: one JSON file per (run, threat, eps, batch), written atomically.
+"""Per-example outcomes on disk: one JSON file per (run, threat, eps, batch), written atomically, verified on read.
 
 A run killed at any point leaves only complete batch files; rerunning skips them and recomputes the
 rest with the same per-batch seeds, so the final numbers equal an uninterrupted run's.
+
+Nothing read back is trusted blindly. Each record carries an ``_integrity`` block: store format, run
+key, group, batch, the example range it covers and a content hash (sha256, or HMAC-SHA256 when
+``$SYMBENCH_STORE_SECRET`` is set: then only holders of the secret can write records that are
+accepted). A record that fails its hash, names another run/group/batch, does not cover its batch or
+fails the caller's invariant check is reported with its path and treated as missing (recomputed), or
+refused with ``strict=True``. Records written before this format (no ``_integrity``) are accepted
+when the caller's invariant check passes, and recomputed otherwise (see docs/faults.md).
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import logging
 import os
+import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+FORMAT = 2  # 1: records without an _integrity block (before issue 15)
+INTEGRITY = "_integrity"
+SECRET_ENV = "SYMBENCH_STORE_SECRET"
+# fields the content hash leaves out: wall-clock time differs between identical runs (Ray vs local)
+_UNHASHED = frozenset({INTEGRITY, "seconds"})
+
+
+class NotWritableError(PermissionError, ValueError):
+    """A file symbench was asked to replace is read-only; it never changes permissions itself.
+
+    A ValueError too, so the CLI reports it in one line like any other bad input.
+    """
+
+
+class NotAFileError(IsADirectoryError, ValueError):
+    """A path symbench should write a file to is a directory."""
+
+
+class StoreRecordError(ValueError):
+    """A stored record failed verification and the store was opened with ``strict=True``."""
+
+
+def process_umask() -> int:
+    """The process umask, read without changing it where the OS allows (``os.umask`` is racy)."""
     try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def resolve_target(path: str | Path) -> Path:
+    """The file a write to ``path`` must change: a symlink's target (so the link and its sharers see it)."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def check_writable(path: Path) -> None:
+    """Raise :class:`NotWritableError` if ``path`` exists and may not be written (never chmods it).
+
+    A file without any write bit is refused even for root, who ``os.access`` says may write anything:
+    the owner marked it read-only on purpose.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise NotAFileError(f"{path} is a directory, not a file")
+    if not st.st_mode & 0o222 or not os.access(path, os.W_OK):
+        raise NotWritableError(f"{path} is not writable (mode {stat.filemode(st.st_mode)}); symbench does not change "
+                               "permissions: make it writable (chmod u+w) or write elsewhere")
+
+
+def temp_name_prefix(path: Path) -> str:
+    """Prefix of the temporary files an atomic write of ``path`` creates (``.<name>.XXXX.tmp``, git-ignored)."""
+    return f".{path.name}."
+
+
+def remove_stale_temps(path: Path) -> int:
+    """Delete temporary files an interrupted atomic write of ``path`` left; call only under the file's lock."""
+    n = 0
+    for p in path.parent.glob(temp_name_prefix(path) + "*.tmp"):
+        try:
+            p.unlink()
+            n += 1
+        except OSError:
+            pass
+    if n:
+        log.info("removed %d stale temporary file(s) of %s left by an interrupted write", n, path)
+    return n
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Replace ``path`` with ``text`` atomically; returns the file actually written.
+
+    A symlink is followed (its target is replaced, the link stays); an existing file keeps its mode, a
+    new one gets the umask's (not mkstemp's 0600); a read-only file is refused, never chmodded.
+    """
+    target = resolve_target(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(target)
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~process_umask()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temp_name_prefix(target), suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return target
 
 
 def run_key(**parts) -> str:
@@ -31,26 +134,143 @@ def run_key(**parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-class Store:
-    """Directory of outcome files for one run: ``<root>/<model>/<key>/<group>/b<i>.json``."""
+def record_hash(record: dict, where: list, secret: str | None = None) -> str:
+    """``sha256:<hex>`` (``hmac-sha256:<hex>`` with a secret) of a record's canonical JSON and its place.
 
-    def __init__(self, root: str | Path, model: str, key: str):
+    ``where`` = [run key, group, batch, example range]: a record copied to another batch or run fails.
+    """
+    body = json.dumps({"record": {k: v for k, v in record.items() if k not in _UNHASHED}, "where": where},
+                      sort_keys=True, separators=(",", ":"), default=list).encode()
+    if secret:
+        return "hmac-sha256:" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def with_index(record: dict, index: tuple[int, int]) -> dict:
+    """``record`` plus the example range it covers, for handing to another store's :meth:`Store.put`."""
+    return {**record, INTEGRITY: {"index": list(index)}}
+
+
+_legacy_reported: set[Path] = set()
+
+
+class Store:
+    """Directory of outcome files for one run: ``<root>/<model>/<key>/<group>/b<i>.json`` plus ``meta.json``.
+
+    Args:
+        strict: a record that fails verification raises :class:`StoreRecordError` instead of being
+            recomputed (for audits of a shared store; legacy records without a hash are refused too).
+    """
+
+    def __init__(self, root: str | Path | None, model: str, key: str, *, strict: bool = False):
+        if root is None:  # the user's store (``$SYMBENCH_HOME/store``)
+            from symbench.paths import user_store
+            root = user_store()
+        self.key = key
+        self.strict = strict
         self.dir = Path(root) / model.replace("/", "_").replace(":", "_") / key
 
     def _path(self, group: str, batch: int) -> Path:
         return self.dir / group / f"b{batch:05d}.json"
 
-    def get(self, group: str, batch: int) -> dict | None:
+    def get(self, group: str, batch: int, *, index: tuple[int, int] | None = None,
+            check: Callable[[dict], None] | None = None) -> dict | None:
+        """The verified record of (group, batch), or None when absent or rejected (then recompute it).
+
+        Args:
+            index: the example range ``[start, stop)`` the batch covers; a record for another range is rejected.
+            check: raises ValueError when the record breaks an invariant of its kind (lengths, subsets ...).
+        """
         p = self._path(group, batch)
         if not p.is_file():
             return None
         try:
-            return json.loads(p.read_text())
-        except json.JSONDecodeError:  # cannot happen with atomic writes; treat as missing
-            return None
+            rec = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            return self._reject(p, f"is not valid JSON (truncated or corrupt: {err})")
+        if not isinstance(rec, dict) or not rec:
+            return self._reject(p, "is empty or not a JSON object")
+        meta = rec.pop(INTEGRITY, None)
+        if meta is None:  # written before records carried a hash
+            secret = os.environ.get(SECRET_ENV)
+            if self.strict or secret:
+                return self._reject(p, "has no content hash (written by symbench before store format 2)"
+                                    + (f" and ${SECRET_ENV} is set" if secret else ""))
+            if check is None:
+                return self._reject(p, "has no content hash and no invariant check applies to it")
+        else:
+            problem = self._verify(meta, rec, group, batch, index)
+            if problem:
+                return self._reject(p, problem)
+        if check is not None:
+            try:
+                check(rec)
+            except (ValueError, TypeError, KeyError, IndexError) as err:
+                return self._reject(p, f"breaks an invariant: {err}")
+        if meta is None and self.dir not in _legacy_reported:
+            _legacy_reported.add(self.dir)
+            log.info("store %s holds records without a content hash (older symbench); accepted after their "
+                     "invariant checks", self.dir)
+        return rec
 
-    def put(self, group: str, batch: int, record: dict) -> None:
-        atomic_write_text(self._path(group, batch), json.dumps(record))
+    def _verify(self, meta, rec: dict, group: str, batch: int, index) -> str | None:
+        if not isinstance(meta, dict):
+            return "has a malformed _integrity block"
+        for field, want in (("key", self.key), ("group", group), ("batch", batch)):
+            if meta.get(field) != want:
+                return f"belongs to {field} {meta.get(field)!r}, not {want!r} (copied from another run?)"
+        # a record merged from a remote shard may lack the range; its lengths are still checked
+        if index is not None and meta.get("index") is not None and meta.get("index") != list(index):
+            return f"covers examples {meta.get('index')}, but batch {batch} is examples {list(index)}"
+        got = str(meta.get("hash", ""))
+        secret = os.environ.get(SECRET_ENV)
+        if secret and not got.startswith("hmac-sha256:"):
+            return f"is not signed with ${SECRET_ENV} (only its holders may write this store)"
+        if not secret and got.startswith("hmac-sha256:"):
+            return f"is signed (HMAC) and ${SECRET_ENV} is not set, so it cannot be verified"
+        where = [meta.get("key"), meta.get("group"), meta.get("batch"), meta.get("index")]
+        if not hmac.compare_digest(got, record_hash(rec, where, secret)):
+            return "fails its content hash (edited or corrupted after it was written)"
+        return None
+
+    def _reject(self, path: Path, problem: str) -> None:
+        if self.strict:
+            raise StoreRecordError(f"store record {path} {problem}; refusing it (strict): delete the file to "
+                                   "recompute it, or run without strict")
+        log.warning("store record %s %s: not used, recomputing it", path, problem)
+        return None
+
+    def put(self, group: str, batch: int, record: dict, *, index: tuple[int, int] | None = None) -> None:
+        """Write ``record`` with its integrity block (the caller's dict is not changed).
+
+        ``index`` defaults to the range in ``record["_integrity"]`` when the record carries one (a
+        shard's record handed to the driver, see :func:`with_index`).
+        """
+        if index is None and isinstance(record.get(INTEGRITY), dict):
+            index = record[INTEGRITY].get("index")
+        # hash what a reader will parse (JSON turns tuples into lists and int keys into strings)
+        rec = json.loads(json.dumps({k: v for k, v in record.items() if k != INTEGRITY}))
+        where = [self.key, group, batch, list(index) if index is not None else None]
+        rec[INTEGRITY] = {"format": FORMAT, "key": self.key, "group": group, "batch": batch, "index": where[3],
+                          "hash": record_hash(rec, where, os.environ.get(SECRET_ENV))}
+        atomic_write_text(self._path(group, batch), json.dumps(rec))
 
     def write_meta(self, meta: dict) -> None:
-        atomic_write_text(self.dir / "meta.json", json.dumps(meta, indent=1, default=str))
+        """The run's manifest (``meta.json``): what the run is, its key and the store format."""
+        manifest = {"format": FORMAT, "key": self.key, **meta}
+        path = self.dir / "meta.json"
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict) and old.get("key", self.key) != self.key:
+            log.warning("manifest %s names run key %s, not %s (directory moved or edited); rewriting it",
+                        path, old.get("key"), self.key)
+        if old != json.loads(json.dumps(manifest, default=str)):
+            atomic_write_text(path, json.dumps(manifest, indent=1, default=str))
+
+    def manifest(self) -> dict | None:
+        try:
+            return json.loads((self.dir / "meta.json").read_text())
+        except (OSError, ValueError):
+            return None
