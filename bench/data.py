@@ -26,6 +26,10 @@ class DataNotFoundError(FileNotFoundError):
     """No usable copy of the dataset was found and none could be downloaded."""
 
 
+class DataFileError(ValueError):
+    """A data file exists but cannot be used (corrupt, truncated, not an npz, wrong arrays or labels)."""
+
+
 @dataclass(frozen=True)
 class ImageData:
     """A labelled image set ready for models: ``x`` (N,3,H,W) float32 in [0,1], ``y`` (N,) int64.
@@ -74,11 +78,42 @@ def _candidate_dirs(data_dir: str | os.PathLike | None) -> list[Path]:
     return [Path(d).expanduser() for d in dirs if d]
 
 
+def read_npz_arrays(path: Path, num_classes: int = len(CIFAR10_CLASSES)) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` (uint8 NHWC) and ``y`` of an npz file, or a one-line :class:`DataFileError` naming the file.
+
+    The zip signature is checked first: numpy would try anything else as a pickle and report
+    "pickled data", which says nothing about a corrupt download.
+    """
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise DataFileError(f"{path} is not a valid npz file (no zip signature): corrupt or not an npz")
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            missing = {"x", "y"} - set(d.files)
+            if missing:
+                raise DataFileError(f"{path} lacks array(s) {sorted(missing)}; expected 'x' (uint8 NHWC) and 'y'")
+            x, y = d["x"], d["y"]
+    except DataFileError:
+        raise
+    except Exception as err:  # noqa: BLE001  (BadZipFile, zlib.error, EOFError, ValueError: all mean unreadable)
+        raise DataFileError(f"{path} is not a valid npz file (truncated or corrupt: {type(err).__name__}: "
+                            f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
+        raise DataFileError(f"{path}: 'x' must be uint8 NHWC images with 3 channels, got {x.dtype} {x.shape}")
+    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+        raise DataFileError(f"{path}: 'y' must be {len(x)} integer labels, got {y.dtype} {y.shape}")
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise DataFileError(f"{path}: labels lie in {y.min()}..{y.max()}, outside CIFAR-10's classes "
+                            f"0..{num_classes - 1}")
+    return x, y
+
+
 def _read_npz(root: Path, split: str) -> tuple[np.ndarray, np.ndarray, str] | None:
     for path in (root / "cifar10" / f"{split}.npz", root / f"{split}.npz"):
         if path.is_file():
-            with np.load(path, allow_pickle=False) as d:
-                return d["x"], d["y"], f"npz:{path.parent}"
+            x, y = read_npz_arrays(path)
+            return x, y, f"npz:{path.parent}"
     return None
 
 

@@ -48,7 +48,11 @@ def load_weights(model: nn.Module, path: str | Path, sha256: str | None) -> None
         got = sha256_file(path)
         if got != sha256.lower():
             raise CheckpointError(f"sha256 mismatch for {path}: expected {sha256}, got {got}")
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except Exception as err:  # noqa: BLE001  (SafetensorError, OSError: a truncated or corrupt file)
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt: {msg})") from None
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches

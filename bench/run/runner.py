@@ -19,8 +19,9 @@ from torch import nn
 from tqdm import tqdm
 
 from symbench.bench.run.counting import CountingModel
+from symbench.bench.run.preflight import check_labels
 from symbench.bench.data import ImageData
-from symbench.bench.run.store import Store, run_key
+from symbench.bench.run.store import Store, run_key, with_index
 from symbench.bench.suites import Suite, Threat
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def suite_groups(suite: Suite) -> list[str]:
 def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: str,
               store_root: str = "results/store", device: str | torch.device = "cpu",
               num_classes: int = 10, progress: bool = True, batches: Collection[int] | None = None,
-              computed: dict | None = None) -> tuple[list[EpsOutcome], str]:
+              computed: dict | None = None, strict: bool = False) -> tuple[list[EpsOutcome], str]:
     """Run every (threat, eps) of ``suite`` on ``data``; returns the outcomes and the store key.
 
     Args:
@@ -138,15 +139,20 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
             a shard cannot aggregate, so the outcomes are then ``[]``. None: every batch.
         computed: receives ``{(group, batch): record}`` for each batch computed here (not found in
             the store), so a remote shard can hand its records to the driver's store.
+        strict: a stored record that fails verification is an error (:class:`StoreRecordError`)
+            instead of being reported and recomputed.
     """
     model = model.to(device)
     x_all, y_all = data.x.to(device), data.y.to(device)
     check_model_output(model, x_all, num_classes)
+    check_labels(data.y, num_classes, data.source)
     counted = CountingModel(model, num_classes)
     key = suite_run_key(model, suite, data)
-    store = Store(store_root, model_name, key)
-    store.write_meta({"model": model_name, "suite": suite.id, "data": data.source, "n": len(data)})
+    store = Store(store_root, model_name, key, strict=strict)
     bs = suite.batch_size
+    store.write_meta({"model": model_name, "suite": suite.id, "data": data.source, "data_sha256": data.sha256,
+                      "n": len(data), "batch_size": bs, "batches": math.ceil(len(data) / bs),
+                      "groups": suite_groups(suite)})
     batches_all = [(i, slice(s, min(s + bs, len(data)))) for i, s in enumerate(range(0, len(data), bs))]
     shard = batches is not None
     todo = set(batches) if shard else {b for b, _ in batches_all}
@@ -154,14 +160,15 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
 
     clean = {}
     for b, sl in batches:
-        rec = store.get("clean", b)
+        span = (sl.start, sl.stop)
+        rec = store.get("clean", b, index=span, check=lambda r, sl=sl: check_clean_record(r, y_all[sl], num_classes))
         if rec is None:
             with torch.no_grad():
                 pred = counted(x_all[sl]).argmax(1)
             rec = {"pred": pred.tolist(), "correct": (pred == y_all[sl]).tolist()}
-            store.put("clean", b, rec)
+            store.put("clean", b, rec, index=span)
             if computed is not None:
-                computed[("clean", b)] = rec
+                computed[("clean", b)] = with_index(rec, span)
         clean[b] = torch.tensor(rec["correct"], dtype=torch.bool)
     clean_mask = torch.cat([clean[b] for b, _ in batches]) if batches else torch.zeros(0, dtype=torch.bool)
 
@@ -177,7 +184,8 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
                        disable=not progress, leave=False)
             per_batch = []
             for b, sl in bar:
-                rec = store.get(group, b)
+                rec = store.get(group, b, index=(sl.start, sl.stop),
+                                check=lambda r, b=b: check_attack_record(r, clean[b], [s.label for s in specs]))
                 if rec is None:
                     try:
                         rec = _attack_batch(counted, attacks, specs, x_all[sl], y_all[sl], clean[b].to(device), eps,
@@ -188,9 +196,9 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
                             f"{suite.name} at {threat.norm} eps={eps:g}: rerun with a smaller --batch-size (e.g. "
                             f"{max(1, bs // 2)}). Batches finished so far are stored, but --batch-size is part "
                             "of the run's key (each batch is seeded), so the smaller run starts afresh.") from err
-                    store.put(group, b, rec)
+                    store.put(group, b, rec, index=(sl.start, sl.stop))
                     if computed is not None:
-                        computed[(group, b)] = rec
+                        computed[(group, b)] = with_index(rec, (sl.start, sl.stop))
                 per_batch.append(rec)
             if shard:
                 continue
@@ -202,6 +210,46 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
             out.seconds = sum(r["seconds"] for r in per_batch)
             outcomes.append(out)
     return outcomes, key
+
+
+def _bool_list(rec: dict, key: str, n: int) -> list[bool]:
+    v = rec[key]
+    if not isinstance(v, list) or len(v) != n or not all(type(i) is bool for i in v):
+        raise ValueError(f"{key!r} must be a list of {n} booleans (one per example of the batch)")
+    return v
+
+
+def check_clean_record(rec: dict, y: torch.Tensor, num_classes: int) -> None:
+    """A clean-pass record covers its batch and agrees with the labels: correct == (pred == y)."""
+    n = len(y)
+    correct = _bool_list(rec, "correct", n)
+    pred = rec["pred"]
+    if not isinstance(pred, list) or len(pred) != n or not all(type(p) is int and 0 <= p < num_classes for p in pred):
+        raise ValueError(f"'pred' must be a list of {n} class indices in 0..{num_classes - 1}")
+    if correct != [p == t for p, t in zip(pred, y.tolist())]:
+        raise ValueError("'correct' disagrees with 'pred' and the labels")
+
+
+def check_attack_record(rec: dict, clean: torch.Tensor, labels: list[str]) -> None:
+    """An attack record covers its batch; robust ⊆ each cumulative mask ⊆ clean, masks only shrink; counts >= 0."""
+    n = len(clean)
+    robust = _bool_list(rec, "robust", n)
+    after = rec["robust_after"]
+    if not isinstance(after, dict) or list(after) != labels:
+        raise ValueError(f"'robust_after' must hold the suite's attacks {labels}, got {list(after)[:8]}")
+    prev = clean.tolist()
+    for label in labels:
+        cur = _bool_list(after, label, n)
+        if any(c and not p for c, p in zip(cur, prev)):
+            raise ValueError(f"robust after {label} marks examples robust that were already broken (or wrong on clean "
+                             "input): cumulative masks must only shrink")
+        prev = cur
+    if robust != prev:
+        raise ValueError("'robust' differs from the mask after the last attack")
+    for k in ("n_forward", "n_backward", "seconds"):
+        v = rec[k]
+        if type(v) not in (int, float) or not v >= 0:
+            raise ValueError(f"{k!r} must be a number >= 0, got {v!r}")
 
 
 def _attack_batch(counted: CountingModel, attacks, specs, x, y, clean: torch.Tensor, eps: float, seed: int) -> dict:

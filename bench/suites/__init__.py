@@ -118,10 +118,14 @@ def parse_suite(data: dict, raw: bytes) -> Suite:
         for e in t.eps:
             check_eps(e, t.norm)
     attacks = []
+    for key in ("n", "seed", "batch_size"):
+        if key in data and not _type_ok(data[key], int):
+            raise ValueError(f"suite {name!r}: {key} must be an integer, got {data[key]!r}")
     for a in attacks_raw:
         a = dict(a)
         aname = a.pop("name")
         norms = tuple(a.pop("norms", attack_class_norms(aname)))
+        check_attack_params(name, aname, a)
         spec = AttackSpec(aname, tuple(sorted(a.items())), norms)
         for norm in norms:  # fail now, not an hour into the run
             if norm in {t.norm for t in threats}:
@@ -136,6 +140,60 @@ def parse_suite(data: dict, raw: bytes) -> Suite:
     return Suite(name, version, threats, tuple(attacks), int(data.get("n", 500)), int(data.get("seed", 0)),
                  int(data.get("batch_size", 250)), str(data.get("description", "")), kind,
                  _freeze(options), hashlib.sha256(raw).hexdigest())
+
+
+def _type_ok(value, hint) -> bool:
+    """Does a TOML value fit a parameter annotation? (int is not bool; a float parameter takes an int.)"""
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if hint is typing.Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin in (tuple, list):
+        args = [h for h in typing.get_args(hint) if h is not Ellipsis]
+        return isinstance(value, (list, tuple)) and all(any(_type_ok(v, h) for h in args) or not args for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # an annotation this check does not understand: the attack itself decides
+
+
+def check_attack_params(suite_name: str, attack_name: str, params: dict) -> None:
+    """Type-check a suite's attack parameters against the attack's annotated fields, when the suite loads.
+
+    ``steps = "ten"`` would otherwise be a TypeError an hour into a run (or never, if an earlier
+    attack broke every example and the row came out *trusted*).
+    """
+    import dataclasses
+    import typing
+
+    if attack_name not in _known():
+        return  # building the spec raises UnknownAttackError with suggestions
+    cls = attack_class(attack_name)
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001  (unresolvable annotations: nothing to check against)
+        return
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for key, value in params.items():
+        if key in fields and key in hints and not _type_ok(value, hints[key]):
+            want = getattr(hints[key], "__name__", None) or str(hints[key])
+            raise ValueError(f"suite {suite_name!r}, attack {attack_name!r}: parameter {key} = {value!r} must be "
+                             f"of type {want}, got {type(value).__name__}")
 
 
 def _freeze(v):
