@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from symbench.models.checkpoints import save_weights
-from symbench.models.registry import CHECKPOINT_DIR, TrainRecipe, create_model, get_card, resolve_name
+from symbench.models.registry import TrainRecipe, create_model, get_card, resolve_name
 
 from symbench.bench.data import ImageData, load_cifar10
 
@@ -126,63 +126,116 @@ def train_epoch(model, opt, data: ImageData, recipe: TrainRecipe, epoch: int, st
     return sum(losses) / max(1, len(losses)), step
 
 
-def _state_paths(state_dir: Path) -> tuple[Path, Path]:
-    return state_dir / "state.safetensors", state_dir / "state.json"
+STATE_FILE = "state.safetensors"
+STATE_META = "symbench_train_state"  # the safetensors header metadata key holding the JSON progress
+STATE_FORMAT = 2  # 1: state.safetensors + state.json, keyed by model and seed only (before issue 15)
 
 
-def _save_state(state_dir: Path, model, opt, meta: dict) -> None:
+def _recipe_for_key(recipe: dict) -> dict:
+    """The recipe without the thread count (which does not change the schedule or the weights)."""
+    return {k: v for k, v in recipe.items() if k != "threads"}
+
+
+def state_key(name: str, recipe: dict, data_sha256: str, model_kwargs: dict | None = None) -> str:
+    """What a training state belongs to: model, architecture kwargs, recipe and the training data's content."""
+    import hashlib
+
+    parts = {"model": name, "kwargs": model_kwargs or {}, "recipe": _recipe_for_key(recipe), "data": data_sha256}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _save_state(state_dir: Path, model, opt, meta: dict, best: dict | None) -> None:
+    """Weights, momentum, best-epoch weights, RNG and progress in ONE file, replaced atomically.
+
+    A kill at any moment leaves either the previous epoch's complete state or this one's, never a mix.
+    """
+    import tempfile
+
+    from symbench.bench.run.store import process_umask
+
     state_dir.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}  # e2cnn shares bases
     for i, p in enumerate(opt.param_groups[0]["params"]):
         buf = opt.state.get(p, {}).get("momentum_buffer")
         if buf is not None:
             tensors[f"momentum.{i}"] = buf.contiguous()
+    for k, v in (best or {}).items():
+        tensors[f"best.{k}"] = v.detach().clone().contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
     tensors = {k: v.cpu() for k, v in tensors.items()}
-    st, js = _state_paths(state_dir)
-    save_file(tensors, str(st) + ".tmp")
-    os.replace(str(st) + ".tmp", st)
-    js.with_suffix(".tmp").write_text(json.dumps(meta))
-    os.replace(js.with_suffix(".tmp"), js)
+    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=f".{STATE_FILE}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={STATE_META: json.dumps({**meta, "format": STATE_FORMAT})})
+        os.chmod(tmp, 0o666 & ~process_umask())
+        os.replace(tmp, state_dir / STATE_FILE)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
-def _same_recipe(a: dict, b: dict) -> bool:
-    """Recipes equal up to the thread count (which does not change the schedule)."""
-    return {k: v for k, v in a.items() if k != "threads"} == {k: v for k, v in b.items() if k != "threads"}
+def _load_state(state_dir: Path, model, opt, expect: dict) -> tuple[dict, dict | None] | None:
+    """Restore model, momentum, RNG and progress, only from a complete state of the same (recipe, data).
 
+    ``expect`` holds ``key``, ``recipe`` and ``data_sha256``; a state for anything else is ignored with
+    a message, before the model is touched (it must never warm-start another recipe or other data).
+    """
+    from safetensors import safe_open
 
-def _load_state(state_dir: Path, model, opt, recipe: dict) -> dict | None:
-    """Restore model, momentum and progress, only if the saved state is for the same recipe."""
-    st, js = _state_paths(state_dir)
-    if not (st.is_file() and js.is_file()):
+    path = state_dir / STATE_FILE
+    if not path.is_file():
         return None
-    meta = json.loads(js.read_text())
-    if not _same_recipe(meta.get("recipe", {}), recipe):
-        log.warning("state in %s was for another recipe; starting from scratch", state_dir)
-        return None  # before touching the model: a different recipe must not warm-start from old weights
-    tensors = load_file(str(st), device=str(_device(model)))
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})[STATE_META])
+    except Exception as err:  # noqa: BLE001  (truncated, corrupt, or not a symbench state)
+        log.warning("training state %s is unreadable (%s); starting from scratch", path, err)
+        return None
+    if meta.get("data_sha256") != expect["data_sha256"]:
+        log.warning("training state %s was made on other training data (sha256 %s, now %s); starting from scratch",
+                    path, str(meta.get("data_sha256"))[:12], expect["data_sha256"][:12])
+        return None
+    if _recipe_for_key(meta.get("recipe", {})) != _recipe_for_key(expect["recipe"]) or meta.get("key") != expect["key"]:
+        log.warning("training state %s was for another recipe; starting from scratch", path)
+        return None
+    try:
+        tensors = load_file(str(path), device=str(_device(model)))
+    except Exception as err:  # noqa: BLE001
+        log.warning("training state %s is unreadable (%s); starting from scratch", path, err)
+        return None
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     for i, p in enumerate(opt.param_groups[0]["params"]):
         if f"momentum.{i}" in tensors:
             opt.state[p]["momentum_buffer"] = tensors[f"momentum.{i}"].clone()
-    return meta
+    if "rng.torch" in tensors:
+        torch.set_rng_state(tensors["rng.torch"].cpu())
+    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+    return meta, best
 
 
-def train(name: str, *, data_dir=None, out_dir: Path | None = None, resume: bool = True, state_root: str | Path = ".train_state", progress: bool = True,
+def train(name: str, *, data_dir=None, out_dir: Path | None = None, resume: bool = True,
+          state_root: str | Path | None = None, progress: bool = True,
           train_data: ImageData | None = None, test_data: ImageData | None = None,
           model_kwargs: dict | None = None, device: str | torch.device | None = None, **overrides) -> dict:
     """Train registered model ``name`` with its card's recipe (``overrides`` replace recipe fields).
 
     Writes ``<out_dir>/<name>.safetensors`` and ``<out_dir>/<name>.json`` (the trained card: sha256,
-    recipe, clean accuracy on the full test set, history). Returns that card dict.
+    recipe, clean accuracy on the full test set, history). Returns that card dict. ``out_dir`` defaults
+    to the user's checkpoints (``symbench.paths.user_checkpoints()``), never the shipped ones; the
+    resumable state lives under ``state_root`` (default ``user_train_state()``) in a folder keyed by
+    the recipe and the training data's content hash.
     """
+    from symbench.paths import user_checkpoints, user_train_state
+
     name = resolve_name(name)
     recipe = replace(get_card(name).recipe, **{k: v for k, v in overrides.items() if v is not None})
     torch.manual_seed(recipe.seed)
     torch.set_num_threads(recipe.threads)
-    out_dir = Path(out_dir or CHECKPOINT_DIR)
-    state_dir = Path(state_root) / f"{name}-{recipe.seed}"
+    out_dir = Path(out_dir) if out_dir is not None else user_checkpoints()
     train_data = train_data or load_cifar10("train", data_dir)
     test_data = test_data or load_cifar10("test", data_dir)
+    key = state_key(name, asdict(recipe), train_data.sha256, model_kwargs)
+    state_dir = Path(state_root if state_root is not None else user_train_state()) / f"{name}-{key}"
     monitor = ImageData(test_data.x[:2000], test_data.y[:2000], test_data.source, "", "test")
     # PGD early stopping looks at training images only (the last 500), never at the test set
     holdout = ImageData(train_data.x[-500:], train_data.y[-500:], train_data.source, "", "train")
@@ -195,12 +248,14 @@ def train(name: str, *, data_dir=None, out_dir: Path | None = None, resume: bool
                           weight_decay=recipe.weight_decay)
     steps_per_epoch = math.ceil(len(train_data) / recipe.batch_size)
     total = steps_per_epoch * recipe.epochs
-    meta = {"epoch": 0, "step": 0, "seconds": 0.0, "history": [], "recipe": asdict(recipe)}
+    meta = {"epoch": 0, "step": 0, "seconds": 0.0, "history": [], "recipe": asdict(recipe), "key": key,
+            "model": name, "data_sha256": train_data.sha256}
+    best = None  # the weights of the best PGD epoch (adversarial training), kept inside the state file
     if resume:
-        loaded = _load_state(state_dir, model, opt, asdict(recipe))
+        loaded = _load_state(state_dir, model, opt, meta)
         if loaded:
-            meta = loaded
-            log.info("resuming %s at epoch %d", name, meta["epoch"])
+            meta, best = loaded
+            log.info("resuming %s at epoch %d from %s", name, meta["epoch"], state_dir)
     for epoch in range(meta["epoch"], recipe.epochs):
         t0 = time.time()
         loss, meta["step"] = train_epoch(model, opt, train_data, recipe, epoch, meta["step"], total, progress)
@@ -212,16 +267,15 @@ def train(name: str, *, data_dir=None, out_dir: Path | None = None, resume: bool
             entry["pgd10_acc_holdout"] = pgd_accuracy(model, holdout, recipe.adv_eps)
             if entry["pgd10_acc_holdout"] >= meta.get("best_pgd", -1.0):
                 meta["best_pgd"], meta["best_epoch"] = entry["pgd10_acc_holdout"], epoch + 1
-                save_weights(model.eval(), state_dir / "best.safetensors")
+                best = {k: v.detach().clone() for k, v in model.state_dict().items()}
         meta["history"].append(entry)
         log.info("%s epoch %d/%d %s", name, epoch + 1, recipe.epochs, entry)
-        _save_state(state_dir, model, opt, meta)
+        _save_state(state_dir, model, opt, meta, best)
 
     model.eval()
     if recipe.adv and meta.get("best_epoch", recipe.epochs) != recipe.epochs:
         log.warning("%s: PGD accuracy peaked at epoch %d; keeping that epoch's weights", name, meta["best_epoch"])
-        from symbench.models.checkpoints import load_weights
-        load_weights(model, state_dir / "best.safetensors", None)
+        model.load_state_dict(best)
     ckpt = out_dir / f"{name}.safetensors"
     sha = save_weights(model, ckpt)
     card = {"name": name, "checkpoint": ckpt.name, "sha256": sha, "epoch_kept": meta.get("best_epoch", recipe.epochs),
@@ -232,5 +286,7 @@ def train(name: str, *, data_dir=None, out_dir: Path | None = None, resume: bool
             "train_device": (f"cuda:{torch.cuda.get_device_name(dev)}" if dev.type == "cuda"
                              else f"cpu x{recipe.threads} threads ({platform.machine()})"),
             "torch": torch.__version__, "history": meta["history"]}
-    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
-    return card
+    from symbench.bench.run.store import atomic_write_text
+
+    atomic_write_text(out_dir / f"{name}.json", json.dumps(card, indent=1) + "\n")
+    return {**card, "path": str(ckpt)}  # where the weights are (the card file names them relative to itself)

@@ -141,12 +141,19 @@ def _with_trained_card(card: ModelCard) -> ModelCard:
     path = _card_file(card.name)
     if card.source != "symbench" or not path.is_file():
         return card
-    data = json.loads(path.read_text())
-    recipe = TrainRecipe(**data.get("recipe", {})) if data.get("recipe") else card.recipe
-    return replace(card, checkpoint=data.get("checkpoint", card.checkpoint), sha256=data.get("sha256"),
-                   clean_acc=data.get("clean_acc"), params=data.get("params", card.params),
-                   recipe=recipe, train_seconds=data.get("train_seconds"),
-                   train_device=data.get("train_device"))
+    try:  # one broken card must not stop every other model from listing
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        recipe = TrainRecipe(**data.get("recipe", {})) if data.get("recipe") else card.recipe
+        return replace(card, checkpoint=data.get("checkpoint", card.checkpoint), sha256=data.get("sha256"),
+                       clean_acc=data.get("clean_acc"), params=data.get("params", card.params),
+                       recipe=recipe, train_seconds=data.get("train_seconds"),
+                       train_device=data.get("train_device"))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as err:
+        log.warning("ignoring the trained card %s (%s: %s); %s is listed without its trained checkpoint until "
+                    "the card is rewritten", path, type(err).__name__, err, card.name)
+        return card
 
 
 def register_model(name: str | None = None, *, aliases: tuple[str, ...] = (), **card_fields):
