@@ -200,7 +200,8 @@ def threat_board(rows: list[dict], refs: list[dict], cards: dict, pages: set[str
                          Col("model"), Col("family", narrow=False), Col("group", narrow=False),
                          Col("AT", help="adversarially trained (its card's recipe)", narrow=False),
                          Col("params", True, narrow=False),
-                         Col("clean %", True, "accuracy on the unperturbed test images, 95% interval underneath"),
+                         Col("clean %", True, "accuracy on the unperturbed test images, 95% interval underneath",
+                             narrow=False),  # a phone shows rank, model, robust and verdict
                          Col("robust %", True, "per-example worst case over every attack of the suite, 95% Wilson "
                              "interval underneath and as a bar"),
                          Col("verdict", help="validity checks; click to see each"),
