@@ -363,6 +363,25 @@ def _cmd_add(args) -> int:
     return 0
 
 
+def _cmd_findings(args) -> int:
+    from pathlib import Path
+
+    from symbench.bench.run.records import read_rows
+    from symbench.leaderboard import findings
+    from symbench.paths import published_rows, user_rows
+
+    sources = [Path(r) for r in args.rows] if args.rows else [published_rows(), user_rows()]
+    rows = [r for src in sources for r in read_rows(src)]
+    got = findings.compute(rows, args.store, findings.load_spec(args.spec) if args.spec else None)
+    if args.out:
+        _where("findings", findings.write(got, args.out))
+    if args.readme:
+        changed = findings.update_readme(got, args.readme)
+        print(f"symbench: {args.readme} {'updated' if changed else 'already current'}", file=sys.stderr)
+    emit([got], args.format, findings.markdown(got))
+    return 0
+
+
 def _cmd_rb_build(args) -> int:
     from symbench.leaderboard.robustbench_ref import THREATS, build_reference, write_reference
 
@@ -513,6 +532,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--board", help="the rows file to publish to (default: the checkout's leaderboard/v1/rows.jsonl)")
     s.add_argument("--force", action="store_true", help="publish rows with n below their suite's n")
     s.set_defaults(func=_cmd_add)
+    s = lsub.add_parser("findings", help="does symmetry help under adversarial training? paired tests from the store")
+    s.add_argument("--rows", nargs="+", help="rows files (default: the published rows and yours)")
+    s.add_argument("--store", help="the store holding the runs' per-example outcomes (default: $SYMBENCH_HOME/store)")
+    s.add_argument("--spec", help="comparisons to make (default: the shipped leaderboard/findings.toml)")
+    s.add_argument("--out", help="write the findings JSON here (the published one is leaderboard/v1/findings.json)")
+    s.add_argument("--readme", help="rewrite the findings section between its markers in this Markdown file")
+    _add_format(s)
+    s.set_defaults(func=_cmd_findings)
     s = lsub.add_parser("refresh", help="rerun every trained model × suite whose rows are missing or stale")
     s.add_argument("--executor", choices=["local", "ray"], default="local", help="where to run")
     s.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local Ray)")

@@ -1,0 +1,153 @@
+"""Findings: does symmetry help once a model is adversarially trained? Computed from rows and stored outcomes.
+
+Each comparison in ``findings.toml`` pairs an adversarially trained symmetry-aware model with a plain
+CNN trained by the same PGD-7 recipe at matched parameters. Both are compared on the *same* examples
+(same suite, threat, eps, data and n) from their per-example outcomes: accuracies with 95% Wilson
+intervals, the paired difference with its interval and the exact McNemar p-value, for robust and for
+clean accuracy. The result is an artifact, ``leaderboard/v1/findings.json``, that names the rows it
+came from (model, suite, store key, n) and the sha256 of each per-example outcome mask, so the pages
+(which have no store) can show it and anyone with the store can recompute it. A pair whose rows are
+missing says so and how to produce them; it is never filled in from a smaller-n row.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from symbench.paths import package_file
+
+FINDINGS_SPEC = package_file("symbench.leaderboard", "findings.toml")
+BEGIN, END = "<!-- findings:begin -->", "<!-- findings:end -->"
+
+
+@dataclass(frozen=True)
+class Pairing:
+    symmetric: str      # the adversarially trained symmetry-aware model
+    plain: str          # the plain CNN it is matched with
+    why: str            # why this pairing (parameters, recipe)
+
+
+def load_spec(path: str | Path = FINDINGS_SPEC) -> dict:
+    spec = tomllib.loads(Path(path).read_text())
+    spec["pairs"] = [Pairing(p["symmetric"], p["plain"], p["why"]) for p in spec["pairs"]]
+    return spec
+
+
+def _mask_sha(bits: list[bool]) -> str:
+    return hashlib.sha256(bytes(int(b) for b in bits)).hexdigest()
+
+
+def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict:
+    """Every pairing × (threat, eps) of the spec's suite, robust and clean; missing rows reported, not guessed."""
+    from symbench.bench.run.compare import compare_rows, matching_rows, row_outcomes
+    from symbench.bench.run.stats import wilson_interval
+    from symbench.leaderboard.publish import suite_n
+
+    spec = spec or load_spec()
+    suite, min_n = spec["suite"], spec.get("n") or suite_n(spec["suite"]) or 0
+    out = {"question": spec["question"], "suite": suite, "n_required": min_n, "comparisons": [], "missing": []}
+    for pair in spec["pairs"]:
+        a, b = matching_rows(rows, pair.symmetric, suite), matching_rows(rows, pair.plain, suite)
+        for model, got in ((pair.symmetric, a), (pair.plain, b)):
+            if not any(r["n"] >= min_n for r in got.values()):
+                out["missing"].append({"model": model, "pair": [pair.symmetric, pair.plain],
+                                       "how": f"symbench bench --model {model} --suite {suite} --n {min_n}"})
+        for key in sorted(set(a) & set(b)):
+            ra, rb = a[key], b[key]
+            if min(ra["n"], rb["n"]) < min_n:
+                continue
+            entry = {"pair": [pair.symmetric, pair.plain], "why": pair.why, "threat": ra["threat"], "eps": ra["eps"],
+                     "eps_display": ra.get("eps_display"), "n": ra["n"],
+                     "rows": [{"model": r["model"], "suite_id": r.get("suite_id"), "store_key": r.get("store_key"),
+                               "ckpt_sha256": r.get("ckpt_sha256")} for r in (ra, rb)]}
+            try:
+                for metric in ("robust", "clean"):
+                    c = compare_rows(ra, rb, store_root, metric)
+                    s = c.stats
+                    entry[metric] = {
+                        "acc": [s.acc_a, s.acc_b],
+                        "interval": [list(wilson_interval(round(s.acc_a * s.n), s.n)),
+                                     list(wilson_interval(round(s.acc_b * s.n), s.n))],
+                        "diff": s.diff, "diff_interval": [s.diff_low, s.diff_high], "p_value": s.p_value,
+                        "significant": s.significant, "discordant": [s.only_a, s.only_b],
+                        "mask_sha256": [_mask_sha(row_outcomes(r, store_root, metric)) for r in (ra, rb)],
+                        "sentence": c.sentence()}
+            except ValueError as err:  # outcomes not in this store: say so instead of guessing
+                out["missing"].append({"model": f"{pair.symmetric} / {pair.plain}", "pair": entry["pair"],
+                                       "how": str(err)})
+                continue
+            out["comparisons"].append(entry)
+    out["orbit"] = _orbit_of_at_models(rows, spec)
+    return out
+
+
+def _orbit_of_at_models(rows: list[dict], spec: dict) -> list[dict]:
+    """Orbit-alone and orbit+attack accuracy of every AT model the spec names (from ``paper`` rows' orbit column)."""
+    names = {m for p in spec["pairs"] for m in (p.symmetric, p.plain)} | set(spec.get("also", []))
+    best: dict[tuple, dict] = {}
+    for r in rows:
+        if r["model"] in names and r.get("orbit") and r["suite"] == "paper":
+            k = (r["model"], round(r["eps"], 8))
+            if k not in best or r["n"] >= best[k]["n"]:
+                best[k] = r
+    return [{"model": r["model"], "eps": r["eps"], "eps_display": r.get("eps_display"), "n": r["orbit"]["n"],
+             "orbit_alone": r["orbit"]["clean_acc"], "orbit_attack": r["orbit"]["robust_acc"],
+             "attack_alone": r["orbit"]["robust_acc_no_orbit"]} for _, r in sorted(best.items())]
+
+
+def write(findings: dict, path: str | Path) -> Path:
+    from symbench.bench.run.store import atomic_write_text
+
+    path = Path(path)
+    atomic_write_text(path, json.dumps(findings, indent=1) + "\n")
+    return path
+
+
+def markdown(findings: dict) -> str:
+    """The findings as a README/page section: one honest sentence per comparison, then what is missing."""
+    lines = [f"**Question:** {findings['question']}", "",
+             f"Suite `{findings['suite']}` (AutoAttack), paired on the same examples, n ≥ {findings['n_required']}; "
+             "95% Wilson intervals, paired difference with its interval, exact McNemar test.", ""]
+    if findings["comparisons"]:
+        lines += ["| symmetric (AT) | plain (AT) | threat | eps | n | robust | robust diff [95%] | p | clean diff [95%] | p |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for c in findings["comparisons"]:
+            r, k = c["robust"], c["clean"]
+            lines.append(f"| `{c['pair'][0]}` | `{c['pair'][1]}` | {c['threat']} | {c['eps_display']} | {c['n']} | "
+                         f"{r['acc'][0]:.1%} vs {r['acc'][1]:.1%} | {r['diff']:+.1%} [{r['diff_interval'][0]:+.1%}, "
+                         f"{r['diff_interval'][1]:+.1%}] | {r['p_value']:.2g} | {k['diff']:+.1%} "
+                         f"[{k['diff_interval'][0]:+.1%}, {k['diff_interval'][1]:+.1%}] | {k['p_value']:.2g} |")
+        lines.append("")
+        for c in findings["comparisons"]:
+            lines.append(f"- Robust: {c['robust']['sentence']} Clean: {c['clean']['sentence']} "
+                         f"(pairing: {c['why']})")
+    else:
+        lines.append("No comparison is measured yet at the required n.")
+    if findings.get("orbit"):
+        lines += ["", "Across the symmetry orbit (rot90/flip/zoom, then the attack), from `paper` rows:", ""]
+        for o in findings["orbit"]:
+            lines.append(f"- `{o['model']}` eps {o['eps_display']}: orbit alone {o['orbit_alone']:.1%}, "
+                         f"attack alone {o['attack_alone']:.1%}, orbit + attack {o['orbit_attack']:.1%} (n={o['n']})")
+    if findings["missing"]:
+        lines += ["", "Not yet measured (so no claim is made):", ""]
+        seen = set()
+        for m in findings["missing"]:
+            if m["how"] not in seen:
+                seen.add(m["how"])
+                lines.append(f"- `{m['model']}`: {m['how']}")
+    return "\n".join(lines)
+
+
+def update_readme(findings: dict, path: str | Path) -> bool:
+    import re
+
+    path = Path(path)
+    text = path.read_text()
+    new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), BEGIN + "\n" + markdown(findings) + "\n" + END, text,
+                 flags=re.S)
+    if new != text:
+        path.write_text(new)
+    return new != text
