@@ -183,7 +183,8 @@ def _bench_kwargs(args) -> dict:
     return dict(data_dir=_data_dir(args), n=args.n, eps=args.eps, batch_size=args.batch_size, seed=args.seed,
                 store=args.store, device=args.device, progress=not args.no_progress, untrained=args.untrained,
                 checks=not args.skip_checks, model_dir=args.model_dir, checkpoint=args.checkpoint,
-                sha256=args.sha256, download=args.download)
+                sha256=args.sha256, download=args.download,
+                **({"escalate": True, "surrogate": args.surrogate} if getattr(args, "escalate", False) else {}))
 
 
 def _rows_out(args):
@@ -466,6 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sha256", help="expected sha256 of --checkpoint (default: computed from the file)")
     s.add_argument("--untrained", action="store_true", help="allow a model without trained weights")
     s.add_argument("--skip-checks", action="store_true", help="skip the validity checks (rows are then 'unchecked')")
+    s.add_argument("--escalate", action="store_true",
+                   help="when a row is flagged for hidden or noisy gradients, also run the remedies that need no "
+                        "knowledge of the model (full-budget Square, transfer, APGD with EOT); the row keeps both numbers")
+    s.add_argument("--surrogate", help="with --escalate: a registered model to transfer from (default: a defended "
+                                       "model's base)")
     s.add_argument("--defense-eps-v", type=eps_value, nargs="+", metavar="EPS_V",
                    help="for a <model>+<defense> name: run the suite once per purification budget (seed 2 Table 6)")
     s.add_argument("--model-dir", help="RobustBench model directory for robustbench:<Name> "
