@@ -13,6 +13,6 @@ only grew since a git revision (rows are appended by tools, never edited).
 Modules, in the order the data flows: ``rows`` (read, validate, pick the rows each section takes),
 ``tables`` (Cell/Col/Table and their markdown/HTML renderings), ``cards`` (model-card facts),
 ``sections`` (the tables built from rows), ``claims`` (seed claims beside measured rows), ``plots``
-(matplotlib PNGs), ``page`` (collect, render, build), ``browser`` (headless Chromium); ``submit``, ``refresh`` and ``robustbench_ref`` sit on top.
+(matplotlib PNGs), ``boards`` (one ranked board per question), ``page`` (collect, render, build from ``templates/``), ``browser`` (headless Chromium); ``submit``, ``refresh`` and ``robustbench_ref`` sit on top.
 Nothing is imported here, so reading the package data (schema, reference rows, claims) stays cheap.
 """

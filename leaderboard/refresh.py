@@ -17,7 +17,7 @@ DEFAULT_SUITES = ("quick", "paper")
 
 
 def _newest(rows: list[dict]) -> dict[tuple, dict]:
-    """(model, suite, threat, eps, variant) → the last appended row, as the leaderboard page picks it."""
+    """(model, suite, threat, eps, variant) → the last appended row (refresh judges the newest run; the page shows the largest-n row)."""
     out = {}
     for r in rows:
         out[(r.get("model"), r.get("suite"), r.get("threat"), round(float(r.get("eps") or 0), 9), r.get("variant"))] = r

@@ -85,19 +85,6 @@ def _variant(r: dict):
     return r.get("variant")
 
 
-def latest_rows(rows: list[dict]) -> tuple[list[dict], int]:
-    """One row per (model, suite, threat, eps, variant): the last appended wins.
-
-    rows.jsonl keeps every measurement (append-only); the page shows the newest, so a retrained
-    checkpoint or a rerun replaces the old number on the page but not in the file.
-    Returns (rows in first-appearance order, number of superseded rows).
-    """
-    kept: dict[tuple, dict] = {}
-    for r in rows:
-        kept[(r["model"], r["suite"], r["threat"], round(float(r["eps"]), 9), _variant(r))] = r
-    return list(kept.values()), len(rows) - len(kept)
-
-
 def _is_clever(r):
     return bool(r.get("clever"))
 
