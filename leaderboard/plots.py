@@ -7,6 +7,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from symbench.bench.run.store import process_umask
 from symbench.leaderboard.cards import _depth
 from symbench.leaderboard.rows import _is_attack, _is_clever, _is_corruption, fgsm_alone
 from symbench.leaderboard.sections import corruption_summary, reference_picks
@@ -29,19 +30,6 @@ def _plt():
     return plt
 
 
-def _umask() -> int:
-    """The process umask, read without changing it where /proc allows (``os.umask`` sets it)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _save(fig, path: Path) -> None:
     """Write the figure atomically: savefig to a temp file in the same folder, then os.replace.
 
@@ -56,7 +44,7 @@ def _save(fig, path: Path) -> None:
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
-        mode = 0o666 & ~_umask()
+        mode = 0o666 & ~process_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
