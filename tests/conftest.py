@@ -37,6 +37,8 @@ version = 1
 n = 60
 seed = 0
 batch_size = 16
+spot_check_n = 16       # the apgd_not_stronger check at a test-sized budget (default 64 examples, 100 iterations)
+spot_check_iters = 20
 [[threats]]
 norm = "linf"
 eps = [0.02, 0.05]

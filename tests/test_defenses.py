@@ -266,3 +266,33 @@ steps = 3
     ref = base_reference(model, tiny, data, store_root=str(tmp_path / "store"))
     assert len(ref) == 1 and 0 <= ref[0]["base_robust_acc"] <= ref[0]["base_clean_acc"]
     assert base_reference(feat_model, tiny, data, store_root=str(tmp_path / "store")) is None
+
+
+def test_defense_gain_is_a_paired_difference_on_the_same_examples(feat_model, tmp_path):
+    """The adaptive row's gain over its base: per-example difference, interval and McNemar p (issue 17)."""
+    from symbench.bench.checks.gain import defense_gains
+    from symbench.bench.data import synthetic
+    from symbench.bench.run.records import make_row, validate_row
+    from symbench.bench.run.runner import run_suite
+    from symbench.bench.run.stats import paired_comparison
+
+    toml = tmp_path / "gain_tiny.toml"
+    toml.write_text('name = "gain_tiny"\nversion = 1\nn = 24\nbatch_size = 24\ndraws = 2\n[[threats]]\n'
+                    'norm = "linf"\neps = [0.06]\n[[attacks]]\nname = "bpda"\nsteps = 3\neot = 2\n')
+    suite = load_suite(str(toml))
+    data = synthetic(n=24, size=16)
+    model = EquivarianceDefense(feat_model, eps_v=2 / 255, steps=2)
+    root = str(tmp_path / "store")
+    (o,), key = run_suite(model, suite, data, model_name="tiny+equi_defense", store_root=root, progress=False)
+    assert o.draws == 2  # a defense is randomized: judged worst of k
+    (g,) = defense_gains(model, suite, data, [o], store_root=root)
+    (b,), _ = run_suite(feat_model, suite, data, model_name="model", store_root=root, progress=False)
+    pc = paired_comparison(o.robust.tolist(), b.robust.tolist())
+    gain = g["defense_gain"]
+    assert gain["diff"] == pytest.approx(o.robust_acc - b.robust_acc) == pytest.approx(pc.diff)
+    assert gain["low"] <= gain["diff"] <= gain["high"] and gain["p_value"] == pc.p_value
+    assert gain["significant"] == (pc.p_value < 0.05) and gain["n"] == 24
+    assert g["defense_clean_gain"]["diff"] == pytest.approx(o.clean_acc - b.clean_acc)
+    assert defense_gains(feat_model, suite, data, [b], store_root=root) is None
+    validate_row(make_row(model_name="tiny+equi_defense", card=None, ckpt_sha256=None, suite=suite, outcome=o,
+                          data=data, device="cpu", store_key=key, extra=g))

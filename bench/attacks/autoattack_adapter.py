@@ -26,6 +26,7 @@ class _AutoAttack(Attack):
     iters: int | None = None      # None: the standard budget (100); smaller only for tests / smoke runs
     queries: int | None = None    # Square's query budget (standard 5000)
     targets: int | None = None    # target classes of apgd-t / fab-t (standard 9)
+    eot_iter: int | None = None   # gradient draws averaged per APGD step (None: the version's, 1 standard / 20 rand)
 
     def run(self, model, x, y, eps):
         from pyautoattack import AutoAttack
@@ -42,6 +43,10 @@ class _AutoAttack(Attack):
                 sub.n_target_classes = self.targets
         if self.queries is not None:
             aa.square.n_queries = self.queries
+        if self.eot_iter is not None:  # APGD with EOT against a randomized model (AutoAttack's 'rand' recipe)
+            if self.eot_iter < 1:
+                raise ValueError(f"{self.name} eot_iter must be >= 1, got {self.eot_iter}")
+            aa.apgd.eot_iter = aa.apgd_targeted.eot_iter = self.eot_iter
         self.configure(aa)
         x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=self.batch_size)
         return x_adv
@@ -79,8 +84,3 @@ class AutoAttackRand(_AutoAttack):
     version = "rand"
     handles_randomness = True
     eot_iter: int = 20            # gradient draws averaged per step (AutoAttack's rand default)
-
-    def configure(self, aa) -> None:
-        if self.eot_iter < 1:
-            raise ValueError(f"autoattack_rand eot_iter must be >= 1, got {self.eot_iter}")
-        aa.apgd.eot_iter = self.eot_iter

@@ -7,12 +7,14 @@ Pintor et al. 2021 ("Indicators of attack failure"). A row whose checks contain 
 
 The checks that need extra attacks run on a small diagnostic subset (the first ``m`` clean-correct
 examples) at the run's reference eps, with cheap torchattacks/AutoAttack budgets; their cost is
-recorded in the result.
+recorded in the result. ``apgd_not_stronger`` is judged per row (per threat and eps) on a random
+subset of each row's survivors (see ``spot.py``); a randomized model is judged on k draws throughout.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -29,6 +31,20 @@ DOCS = "docs/checks.md"
 class CheckResult:
     status: str  # pass | warn | fail | skip
     detail: str
+    rows: dict | None = None  # per-row results {"linf_0.03137255": {"status", "detail"}} of a per-row check
+
+    def to_json(self) -> dict:
+        d = {"status": self.status, "detail": self.detail}
+        return {**d, "rows": self.rows} if self.rows is not None else d
+
+
+@dataclass(frozen=True)
+class AccStats:
+    """Accuracy of a batch of (adversarial) images over k draws of the model's randomness."""
+
+    all_k: float      # share correct in every draw
+    expected: float   # mean single-draw accuracy
+    se: float         # standard error of ``expected`` across the draws (0 for a deterministic model)
 
 
 @dataclass
@@ -44,10 +60,21 @@ class CheckContext:
     eps: float
     seed: int = 0
     cache: dict = field(default_factory=dict)
+    draws: int = 1                       # k: draws of the model's randomness an example is judged on
+    x_all: torch.Tensor | None = None    # the run's data, which the outcomes index
+    y_all: torch.Tensor | None = None
+    store: object = None                 # the run's Store (per-example results of per-row checks)
+
+    def acc_stats(self, x_adv: torch.Tensor) -> AccStats:
+        with torch.no_grad():
+            hits = torch.stack([self.model(x_adv).argmax(1) == self.y for _ in range(self.draws)]).float()  # (k, m)
+        per_draw = hits.mean(1)
+        se = per_draw.std().item() / math.sqrt(self.draws) if self.draws > 1 else 0.0
+        return AccStats(hits.min(0).values.mean().item(), per_draw.mean().item(), se)
 
     def acc(self, x_adv: torch.Tensor) -> float:
-        with torch.no_grad():
-            return (self.model(x_adv).argmax(1) == self.y).float().mean().item()
+        """Accuracy counting an example correct only if every one of the k draws gets it right."""
+        return self.acc_stats(x_adv).all_k
 
     def adv(self, name: str, eps: float | None = None, norm: str | None = None, **params) -> torch.Tensor:
         key = (name, eps, norm, tuple(sorted(params.items())))
@@ -63,30 +90,48 @@ class CheckContext:
 
 
 CHECKS: dict[str, Callable[[CheckContext], CheckResult]] = {}
+CHECK_VERSIONS: dict[str, int] = {}  # bumped when a check's rule changes: cached results of older versions are rerun
 
 
-def register_check(fn):
-    CHECKS[fn.__name__] = fn
-    return fn
+def register_check(fn=None, *, version: int = 1):
+    def deco(f):
+        CHECKS[f.__name__] = f
+        CHECK_VERSIONS[f.__name__] = version
+        return f
+    return deco(fn) if fn is not None else deco
 
 
-@register_check
+@register_check(version=2)
 def iterative_beats_single_step(ctx: CheckContext) -> CheckResult:
-    """PGD must not leave more examples correct than FGSM (else its gradients are not usable)."""
+    """PGD must not leave more examples correct than FGSM (else its gradients are not usable); an exact tie
+    with survivors left is a warning: ten steps that find nothing beyond the first suggest they follow noise."""
     fgsm = ctx.acc(ctx.adv("art_fgsm"))
     pgd = ctx.acc(ctx.adv("ta_pgd", steps=10))
-    d = f"FGSM {fgsm:.3f} vs PGD-10 {pgd:.3f} at eps {ctx.eps:.4f} on {len(ctx.y)} examples"
-    return CheckResult("fail" if pgd > fgsm + ctx.tol else "pass", d)
+    m = len(ctx.y)
+    d = f"FGSM {fgsm:.3f} vs PGD-10 {pgd:.3f} at eps {ctx.eps:.4f} on {m} examples"
+    if pgd > fgsm + ctx.tol:
+        return CheckResult("fail", d)
+    if round(pgd * m) == round(fgsm * m) and pgd > 0:
+        return CheckResult("warn", d + f": an exact tie with {round(pgd * m)} survivors left")
+    return CheckResult("pass", d)
 
 
-@register_check
+@register_check(version=2)
 def more_steps_converged(ctx: CheckContext) -> CheckResult:
-    """PGD-40 should not beat PGD-10 by much: if it does, the attack had not converged."""
-    k = ctx.acc(ctx.adv("ta_pgd", steps=10))
-    k4 = ctx.acc(ctx.adv("ta_pgd", steps=40))
-    drop = k - k4
-    status = "pass" if drop <= ctx.tol else ("warn" if drop <= 0.1 else "fail")
-    return CheckResult(status, f"PGD-10 {k:.3f} vs PGD-40 {k4:.3f} (drop {drop:+.3f})")
+    """Two-sided: PGD-40 much below PGD-10 means the attack had not converged; PGD-40 *above* PGD-10 by more
+    than noise means more steps made the attack weaker, the signature of noisy gradients (a random defense
+    attacked without enough EOT). Accuracies are single-draw expectations over k draws; noise is two examples
+    of the subset or twice the draws' standard error, whichever is larger."""
+    a, b = ctx.acc_stats(ctx.adv("ta_pgd", steps=10)), ctx.acc_stats(ctx.adv("ta_pgd", steps=40))
+    drop = a.expected - b.expected
+    noise = max(ctx.tol, 2 * math.sqrt(a.se ** 2 + b.se ** 2))
+    draws = f", mean of {ctx.draws} draws" if ctx.draws > 1 else ""
+    d = f"PGD-10 {a.expected:.3f} vs PGD-40 {b.expected:.3f} (drop {drop:+.3f}, noise {noise:.3f}{draws})"
+    if -drop > noise:
+        return CheckResult("fail", d + ": more steps made the attack weaker, so its gradients are noisy "
+                                       "(randomness attacked without enough EOT) and the row is too high")
+    status = "pass" if drop <= noise else ("warn" if drop <= 0.1 else "fail")
+    return CheckResult(status, d)
 
 
 @register_check
@@ -135,8 +180,9 @@ def black_box_not_stronger(ctx: CheckContext) -> CheckResult:
     in_suite = _found_after_white_box(ctx, lambda a: attack_class(a.name).black_box)
     if in_suite is not None:
         return in_suite
+    x_pgd = ctx.adv("ta_pgd", steps=40)  # outside no_grad: the attack needs gradients when not cached yet
     with torch.no_grad():
-        survivors = ctx.model(ctx.adv("ta_pgd", steps=40)).argmax(1) == ctx.y
+        survivors = ctx.model(x_pgd).argmax(1) == ctx.y
     if not survivors.any():
         return CheckResult("pass", "no example survived PGD-40 on the subset; nothing for Square to find")
     sq = create_attack("square", norm=ctx.norm, queries=300)
@@ -185,13 +231,49 @@ def deterministic_or_eot(ctx: CheckContext) -> CheckResult:
 
 
 @register_check
+def apgd_not_stronger(ctx: CheckContext) -> CheckResult:
+    """Per row: APGD-CE + APGD-T (EOT for a randomized model) on a random subset of the row's survivors must not
+    break more than 2 points of its robust accuracy (warn above 1); rows of suites that already run both skip."""
+    from symbench.bench.checks.spot import row_group, spot_check_row
+
+    if not ctx.outcomes or ctx.x_all is None:
+        return CheckResult("skip", "no per-example outcomes to check")
+    rows, worst = {}, []
+    card = getattr(ctx.model, "card", None)
+    for o in ctx.outcomes:
+        status, detail, _ = spot_check_row(ctx.model, ctx.suite, ctx.x_all, ctx.y_all, o, draws=ctx.draws,
+                                           seed=ctx.seed, store=ctx.store,
+                                           num_classes=getattr(card, "num_classes", 10))
+        rows[row_group(o.norm, o.eps)] = {"status": status, "detail": detail}
+        worst.append((_RANK[status], status, detail))
+    _, status, detail = max(worst, key=lambda t: t[0])
+    if len(rows) > 1:
+        bad = sum(r["status"] in ("warn", "fail") for r in rows.values())
+        detail = f"worst of {len(rows)} rows ({bad} warn/fail): {detail}"
+    return CheckResult(status, detail, rows)
+
+
+_RANK = {"skip": 0, "pass": 1, "warn": 2, "fail": 3}
+
+
+@register_check(version=2)  # 2: also scaled probabilities (1000 * softmax) and [0, 1] outputs
 def outputs_are_logits(ctx: CheckContext) -> CheckResult:
-    """Probabilities (rows summing to 1) instead of logits weaken cross-entropy gradients (AutoAttack flag)."""
+    """Probabilities instead of logits weaken cross-entropy gradients (AutoAttack flag): rows that sum to 1,
+    non-negative rows that all sum to one constant (a scaled probability vector such as ``1000 * softmax``),
+    or outputs that all lie in [0, 1] (sigmoids). Centred logits (rows summing to 0, with negatives) pass."""
     with torch.no_grad():
-        out = ctx.model(ctx.x)
-    probs = bool((out >= 0).all() and (out <= 1).all() and torch.allclose(out.sum(1), out.new_ones(len(out)), atol=1e-3))
-    return CheckResult("fail" if probs else "pass",
-                       "outputs look like probabilities, not logits" if probs else "outputs are logits")
+        out = ctx.model(ctx.x).double()
+    sums = out.sum(1)
+    nonneg = bool((out >= 0).all())
+    unit = bool(nonneg and (out <= 1).all())
+    const = bool(len(out) > 1 and (sums - sums.mean()).abs().max() <= 1e-4 * max(1.0, sums.mean().abs().item()))
+    probs = bool(unit and torch.allclose(sums, sums.new_ones(len(out)), atol=1e-3))
+    if probs or (nonneg and const) or unit:
+        why = ("rows sum to 1" if probs else f"every row is non-negative and sums to {sums.mean().item():.6g} "
+               "(a scaled probability vector)" if nonneg and const else "every output lies in [0, 1]")
+        return CheckResult("fail", f"outputs look like probabilities, not logits ({why}); return the pre-softmax "
+                                   "logits, or cross-entropy attacks get weak gradients")
+    return CheckResult("pass", "outputs are logits")
 
 
 def _reference(suite) -> tuple[str, float]:
@@ -202,22 +284,27 @@ def _reference(suite) -> tuple[str, float]:
 
 
 def run_checks(model: nn.Module, suite, x: torch.Tensor, y: torch.Tensor, outcomes: list, *, m: int = 64,
-               seed: int = 0, only: list[str] | None = None) -> tuple[dict, str, dict]:
+               seed: int = 0, only: list[str] | None = None, store=None) -> tuple[dict, str, dict]:
     """Run every registered check; returns ``(checks, verdict, info)``.
 
-    ``checks`` maps name → {"status", "detail"}; ``verdict`` is "suspect" if any check failed, else
-    "trusted"; ``info`` holds the equivariance errors measured on the same subset.
+    ``checks`` maps name → {"status", "detail"} (plus "rows" for per-row checks, see :func:`row_checks`);
+    ``verdict`` is "suspect" if any check failed, else "trusted"; ``info`` holds the equivariance errors
+    measured on the same subset. ``store``: the run's Store, where per-row checks keep per-example results.
     """
+    from symbench.bench.run.runner import scoring_draws
+
     norm, eps = _reference(suite)
     model.eval()
+    draws = scoring_draws(model, suite, x)
     with torch.no_grad():
         correct = (model(x).argmax(1) == y).nonzero().flatten()[:m]
-    ctx = CheckContext(model, suite, outcomes, x[correct], y[correct], norm, eps, seed)
+    ctx = CheckContext(model, suite, outcomes, x[correct], y[correct], norm, eps, seed, draws=draws, x_all=x, y_all=y,
+                       store=store)
     results = {}
     for name, fn in CHECKS.items():
         if only and name not in only:
             continue
-        if len(ctx.y) == 0 and name != "monotone_in_eps":
+        if len(ctx.y) == 0 and name not in ("monotone_in_eps", "apgd_not_stronger"):
             results[name] = CheckResult("skip", "no clean-correct example to check on")
             continue
         try:
@@ -225,7 +312,7 @@ def run_checks(model: nn.Module, suite, x: torch.Tensor, y: torch.Tensor, outcom
         except Exception as err:  # a check that crashes is itself a finding, never silently 'pass'
             log.exception("check %s failed to run", name)
             results[name] = CheckResult("warn", f"check could not run: {type(err).__name__}: {err}")
-    verdict = "suspect" if any(r.status == "fail" for r in results.values()) else "trusted"
+    verdict = verdict_of({k: v.to_json() for k, v in results.items()})
     info = {}
     if len(ctx.y):
         from symbench.bench.checks.equivariance import equivariance_errors
@@ -234,4 +321,58 @@ def run_checks(model: nn.Module, suite, x: torch.Tensor, y: torch.Tensor, outcom
         pgd_key = ("ta_pgd", None, None, (("steps", 10),))
         if pgd_key in ctx.cache:
             info["equivariance"]["adversarial"] = equivariance_errors(model, ctx.cache[pgd_key])
-    return {k: asdict(v) for k, v in results.items()}, verdict, info
+    return {k: v.to_json() for k, v in results.items()}, verdict, info
+
+
+def verdict_of(checks: dict) -> str:
+    """"suspect" if any check (or any row of a per-row check) failed, else "trusted"."""
+    def failed(c):
+        return c["status"] == "fail" or any(r["status"] == "fail" for r in (c.get("rows") or {}).values())
+    return "suspect" if any(failed(c) for c in checks.values()) else "trusted"
+
+
+def row_checks(cached: dict, outcome) -> dict:
+    """``cached`` (a run's checks record) for one row: per-row checks replaced by that row's own result and
+    the verdict recomputed, so a row is judged by its own eps (``apgd_not_stronger`` per row)."""
+    from symbench.bench.checks.spot import row_group
+
+    if "checks" not in cached:
+        return cached
+    group = row_group(outcome.norm, outcome.eps)
+    checks = {}
+    for name, c in cached["checks"].items():
+        rows = c.get("rows")
+        checks[name] = dict(rows[group]) if rows and group in rows else {"status": c["status"], "detail": c["detail"]}
+    out = {k: v for k, v in cached.items() if k != "check_versions"}
+    return {**out, "checks": checks, "verdict": verdict_of(checks)}
+
+
+def _valid_cache(rec: dict) -> None:
+    if not isinstance(rec.get("checks"), dict) or rec.get("verdict") not in ("trusted", "suspect"):
+        raise ValueError("a checks record holds 'checks' and a verdict")
+    for c in rec["checks"].values():
+        if c.get("status") not in _RANK or not isinstance(c.get("detail"), str):
+            raise ValueError("every check has a status and a detail")
+
+
+def cached_checks(model: nn.Module, suite, x: torch.Tensor, y: torch.Tensor, outcomes: list, store, *,
+                  seed: int = 0, m: int = 64) -> dict:
+    """The run's checks record ``{"checks", "verdict", "check_versions", equivariance...}`` from its store
+    (group "checks"), running only the checks it lacks or holds at an older version; so new checks judge old
+    runs without redoing the rest."""
+    cached = store.get("checks", 0, check=_valid_cache) if store is not None else None
+    have = dict(cached["checks"]) if cached else {}
+    versions = dict(cached.get("check_versions", {})) if cached else {}
+    missing = [n for n in CHECKS if n not in have or versions.get(n, 1) != CHECK_VERSIONS[n]]
+    if cached is not None and not missing:
+        return cached
+    log.info("running %d validity check(s): %s", len(missing), ", ".join(missing))
+    checks, _, info = run_checks(model, suite, x, y, outcomes, m=m, seed=seed, only=missing, store=store)
+    merged = {k: v for k, v in have.items() if k in CHECKS}
+    merged.update(checks)
+    merged = {k: merged[k] for k in CHECKS if k in merged}  # registry order
+    rec = {**(cached or {}), **({} if cached and "equivariance" in cached else info),
+           "checks": merged, "verdict": verdict_of(merged), "check_versions": dict(CHECK_VERSIONS)}
+    if store is not None:
+        store.put("checks", 0, rec)
+    return rec

@@ -39,14 +39,30 @@ class EpsOutcome:
     n_forward: int = 0
     n_backward: int = 0
     seconds: float = 0.0
+    draws: int = 1                      # k: fresh draws of the model's randomness each example is judged on
+    p_clean: torch.Tensor | None = None   # (N,) float, share of the k draws correct on clean input
+    p_robust: torch.Tensor | None = None  # (N,) float, same at the example's worst adversarial example found
 
     @property
     def clean_acc(self) -> float:
+        """Correct in all k draws (for a deterministic model, k = 1)."""
         return self.clean.float().mean().item()
 
     @property
     def robust_acc(self) -> float:
+        """Correct in all k draws at every adversarial example any attack produced (worst of k)."""
         return self.robust.float().mean().item()
+
+    @property
+    def clean_acc_expected(self) -> float:
+        """Expected accuracy of one draw of the model on clean input."""
+        return (self.p_clean if self.p_clean is not None else self.clean.float()).mean().item()
+
+    @property
+    def robust_acc_expected(self) -> float:
+        """Expected single-draw accuracy at each example's worst adversarial example (an upper bound: the
+        cascade stops attacking an example once every draw is fooled)."""
+        return (self.p_robust if self.p_robust is not None else self.robust.float()).mean().item()
 
     def per_attack_acc(self) -> dict[str, float]:
         return {k: v.float().mean().item() for k, v in self.robust_after.items()}
@@ -87,8 +103,63 @@ def _group(threat: Threat, eps: float) -> str:
 
 def suite_run_key(model: nn.Module, suite: Suite, data: ImageData) -> str:
     """The store key of a run: what determines its per-example outcomes (a shard elsewhere gets the same)."""
+    k = scoring_draws(model, suite, data.x)
     return run_key(model=model_fingerprint(model), suite=suite.sha256, threats=[(t.norm, t.eps) for t in suite.threats],
-                   data=data.sha256, n=len(data), seed=suite.seed, batch_size=suite.batch_size, **defense_settings(model))
+                   data=data.sha256, n=len(data), seed=suite.seed, batch_size=suite.batch_size, **defense_settings(model),
+                   **({"draws": k} if k > 1 else {}))
+
+
+DEFAULT_DRAWS = 8
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    t = next(iter(model.parameters()), None)
+    if t is None:
+        t = next(iter(model.buffers()), None)
+    return t.device if t is not None else torch.device("cpu")
+
+
+def forward_is_random(model: nn.Module, x: torch.Tensor) -> bool:
+    """Two forward passes of the same images differ: the model draws randomness at test time."""
+    if not len(x):
+        return False
+    x = x[:4].to(_model_device(model))
+    with torch.no_grad():
+        return not torch.equal(model(x), model(x))
+
+
+def scoring_draws(model: nn.Module, suite: Suite, x: torch.Tensor | None = None) -> int:
+    """k, the draws of the model's randomness every example is judged on: the suite's ``draws`` (8 by
+    default) for a model whose card says ``randomized`` or whose forward pass is random on ``x``, else 1.
+
+    One draw per example over-reports a randomized model's robustness (an adversarial example that fools
+    half the draws counts as robust half the time); worst of k counts it broken.
+    """
+    k = int(suite.option("draws", DEFAULT_DRAWS))
+    if k < 1:
+        raise ValueError(f"suite {suite.name!r}: draws must be >= 1, got {k}")
+    card = getattr(model, "card", None)
+    if getattr(card, "randomized", False) or (x is not None and forward_is_random(model, x)):
+        return k
+    return 1
+
+
+@torch.no_grad()
+def correct_fraction(model: nn.Module, x: torch.Tensor, y: torch.Tensor, draws: int) -> torch.Tensor:
+    """(N,) share of ``draws`` fresh forward passes that classify each image correctly."""
+    hits = torch.zeros(len(y), device=y.device)
+    for _ in range(draws):
+        hits += (model(x).argmax(1) == y).float()
+    return hits / draws
+
+
+def row_fields(suite: Suite, outcome: EpsOutcome) -> dict:
+    """Scoring fields of a row beyond make_row's: k, the expected single-draw accuracies, and every attack's
+    resolved parameters (what ran, defaults included)."""
+    return {"draws_k": int(outcome.draws), "clean_acc_expected": outcome.clean_acc_expected,
+            "robust_acc_expected": outcome.robust_acc_expected,
+            "attack_params": [{"label": s.label, "params": s.build(outcome.norm).params()}
+                              for s in suite.attacks_for(outcome.norm)]}
 
 
 def defense_settings(model: nn.Module) -> dict:
@@ -129,7 +200,7 @@ def suite_groups(suite: Suite) -> list[str]:
 
 
 def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: str,
-              store_root: str = "results/store", device: str | torch.device = "cpu",
+              store_root=None, device: str | torch.device = "cpu",
               num_classes: int = 10, progress: bool = True, batches: Collection[int] | None = None,
               computed: dict | None = None, strict: bool = False) -> tuple[list[EpsOutcome], str]:
     """Run every (threat, eps) of ``suite`` on ``data``; returns the outcomes and the store key.
@@ -148,6 +219,7 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
     check_labels(data.y, num_classes, data.source)
     counted = CountingModel(model, num_classes)
     key = suite_run_key(model, suite, data)
+    draws = scoring_draws(model, suite, x_all)
     store = Store(store_root, model_name, key, strict=strict)
     bs = suite.batch_size
     store.write_meta({"model": model_name, "suite": suite.id, "data": data.source, "data_sha256": data.sha256,
@@ -158,7 +230,7 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
     todo = set(batches) if shard else {b for b, _ in batches_all}
     batches = [(b, sl) for b, sl in batches_all if b in todo]
 
-    clean = {}
+    clean, p_clean = {}, {}
     for b, sl in batches:
         span = (sl.start, sl.stop)
         rec = store.get("clean", b, index=span, check=lambda r, sl=sl: check_clean_record(r, y_all[sl], num_classes))
@@ -166,11 +238,17 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
             with torch.no_grad():
                 pred = counted(x_all[sl]).argmax(1)
             rec = {"pred": pred.tolist(), "correct": (pred == y_all[sl]).tolist()}
+            if draws > 1:  # pred/correct: the first draw; the clean mask: correct in all k draws
+                p = correct_fraction(counted, x_all[sl], y_all[sl], draws - 1) * (draws - 1) / draws
+                p += (pred == y_all[sl]).float() / draws
+                rec.update(draws=draws, p_correct=p.tolist(), correct_all=(p == 1).tolist())
             store.put("clean", b, rec, index=span)
             if computed is not None:
                 computed[("clean", b)] = with_index(rec, span)
-        clean[b] = torch.tensor(rec["correct"], dtype=torch.bool)
+        clean[b] = torch.tensor(rec.get("correct_all", rec["correct"]), dtype=torch.bool)
+        p_clean[b] = torch.tensor(rec["p_correct"]) if "p_correct" in rec else clean[b].float()
     clean_mask = torch.cat([clean[b] for b, _ in batches]) if batches else torch.zeros(0, dtype=torch.bool)
+    p_clean_all = torch.cat([p_clean[b] for b, _ in batches]) if batches else torch.zeros(0)
 
     outcomes = []
     for ti, threat in enumerate(suite.threats):
@@ -179,7 +257,8 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
         for ei, eps in enumerate(threat.eps):
             group = _group(threat, eps)
             out = EpsOutcome(threat.norm, eps, clean_mask.clone(), clean_mask.clone(),
-                             {s.label: torch.zeros(0, dtype=torch.bool) for s in specs})
+                             {s.label: torch.zeros(0, dtype=torch.bool) for s in specs}, draws=draws,
+                             p_clean=p_clean_all.clone())
             bar = tqdm(batches, desc=f"{model_name} {suite.name} {threat.norm} eps={eps:.4f}",
                        disable=not progress, leave=False)
             per_batch = []
@@ -189,7 +268,7 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
                 if rec is None:
                     try:
                         rec = _attack_batch(counted, attacks, specs, x_all[sl], y_all[sl], clean[b].to(device), eps,
-                                            _seed(suite.seed, ti, ei, b))
+                                            _seed(suite.seed, ti, ei, b), draws=draws, p_clean=p_clean[b].to(device))
                     except torch.OutOfMemoryError as err:
                         raise MemoryError(
                             f"out of {torch.device(device).type} memory attacking batch {b} ({bs} images) of "
@@ -208,6 +287,8 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
             out.n_forward = sum(r["n_forward"] for r in per_batch)
             out.n_backward = sum(r["n_backward"] for r in per_batch)
             out.seconds = sum(r["seconds"] for r in per_batch)
+            out.p_robust = torch.cat([torch.tensor(r["p_correct"]) if "p_correct" in r
+                                      else torch.tensor(r["robust"], dtype=torch.float) for r in per_batch])
             outcomes.append(out)
     return outcomes, key
 
@@ -252,22 +333,34 @@ def check_attack_record(rec: dict, clean: torch.Tensor, labels: list[str]) -> No
             raise ValueError(f"{k!r} must be a number >= 0, got {v!r}")
 
 
-def _attack_batch(counted: CountingModel, attacks, specs, x, y, clean: torch.Tensor, eps: float, seed: int) -> dict:
-    """Cascade over one batch: each attack only sees the examples every earlier attack failed on."""
+def _attack_batch(counted: CountingModel, attacks, specs, x, y, clean: torch.Tensor, eps: float, seed: int,
+                  draws: int = 1, p_clean: torch.Tensor | None = None) -> dict:
+    """Cascade over one batch: each attack only sees the examples every earlier attack failed on.
+
+    With ``draws`` k > 1 (a randomized model) each adversarial example is judged on k fresh draws: an
+    example stays robust only while every draw classifies it correctly, and stays in the cascade until
+    every draw is fooled, so ``p_correct`` (the share of draws correct at its worst adversarial example)
+    gives the expected single-draw accuracy. With k = 1 both rules are the plain cascade.
+    """
     t0 = time.time()
     f0, b0 = counted.n_forward, counted.n_backward
     robust = clean.clone()
+    p = (p_clean if p_clean is not None else clean.float()).clone().to(y.device)
     after, broken_by = {}, [None] * len(y)
     for ai, (atk, spec) in enumerate(zip(attacks, specs)):
-        idx = robust.nonzero().flatten()
+        idx = (p > 0).nonzero().flatten()
         if len(idx):
             x_adv = atk(counted, x[idx], y[idx], eps, seed=_seed(seed, ai))
-            with torch.no_grad():
-                still = counted(x_adv).argmax(1) == y[idx]
-            for i in idx[~still].tolist():
+            frac = correct_fraction(counted, x_adv, y[idx], draws)
+            still = frac == 1
+            for i in idx[robust[idx] & ~still].tolist():
                 broken_by[i] = spec.label
-            robust[idx] = still
+            robust[idx] &= still
+            p[idx] = torch.minimum(p[idx], frac)
         after[spec.label] = robust.tolist()
-    return {"robust": robust.tolist(), "robust_after": after, "broken_by": broken_by,
-            "n_forward": counted.n_forward - f0, "n_backward": counted.n_backward - b0,
-            "seconds": time.time() - t0}
+    rec = {"robust": robust.tolist(), "robust_after": after, "broken_by": broken_by,
+           "n_forward": counted.n_forward - f0, "n_backward": counted.n_backward - b0,
+           "seconds": time.time() - t0}
+    if draws > 1:
+        rec.update(draws=draws, p_correct=p.tolist())
+    return rec

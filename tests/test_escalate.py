@@ -1,0 +1,116 @@
+"""Escalation brings gradient-hiding trap models down to their undefended base's robustness.
+
+Each trap wraps the same tiny trained CNN and hides or scrambles its gradients: input quantization
+(zero gradients), softmax x1000 outputs (saturated: zero gradients, flat margins), random input noise
+(one draw per gradient). A suite of FGSM + PGD-10 over-reports all three; the validity checks flag
+them; escalation (transfer from the base, APGD with EOT, Square) gives each a number within a few
+points of the base's own FGSM + PGD-10 + APGD-CE + APGD-T worst case. Budgets are test-sized.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import make_data
+from symbench.bench.checks import cached_checks
+from symbench.bench.checks.escalate import escalate, flagged
+from symbench.bench.run.runner import run_suite
+from symbench.bench.run.store import Store
+from symbench.bench.suites import load_suite
+
+SUITE = """
+name = "trap{tag}"
+version = 1
+n = 100
+batch_size = 100
+checks_m = 16
+spot_check_n = 16
+spot_check_iters = 10
+spot_check_eot = 2
+[[threats]]
+norm = "linf"
+eps = [0.06]
+[[attacks]]
+name = "art_fgsm"
+[[attacks]]
+name = "art_pgd"
+steps = 10
+"""
+APGD = '[[attacks]]\nname = "apgd_ce"\niters = 20\n[[attacks]]\nname = "apgd_t"\niters = 20\n'
+
+
+class Quantized(nn.Module):
+    def __init__(self, base, levels=16):
+        super().__init__()
+        self.base, self.q = base, levels - 1
+
+    def forward(self, x):
+        return self.base(torch.round(x * self.q) / self.q)
+
+
+class SaturatedSoftmax(nn.Module):
+    def __init__(self, base):
+        super().__init__()
+        self.base = base
+
+    def forward(self, x):
+        return torch.softmax(1000 * self.base(x), 1)
+
+
+class NoisyInput(nn.Module):
+    def __init__(self, base, sigma=0.1):
+        super().__init__()
+        self.base, self.sigma = base, sigma
+
+    def forward(self, x):
+        return self.base((x + self.sigma * torch.randn_like(x)).clamp(0, 1))
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("esc")
+    (root / "trap.toml").write_text(SUITE.format(tag=""))
+    (root / "ref.toml").write_text(SUITE.format(tag="_ref") + APGD)
+    data = make_data(n=100)
+    (ref,), _ = run_suite(tiny_model, load_suite(str(root / "ref.toml")), data, model_name="base",
+                          store_root=str(root / "store"), progress=False)
+    return root, data, ref.robust_acc
+
+
+@pytest.mark.parametrize("trap", [Quantized, SaturatedSoftmax, NoisyInput])
+def test_escalation_brings_each_trap_to_within_a_few_points_of_its_base(trap, tiny_model, setup):
+    root, data, base_acc = setup
+    model = trap(tiny_model).eval()
+    suite = load_suite(str(root / "trap.toml"))
+    outs, key = run_suite(model, suite, data, model_name=trap.__name__, store_root=str(root / "store"), progress=False)
+    store = Store(str(root / "store"), trap.__name__, key)
+    checks = cached_checks(model, suite, data.x, data.y, outs, store, m=16)
+    assert checks["verdict"] == "suspect" and flagged(checks)
+    if trap is not NoisyInput:  # (worst-of-k scoring already takes the noise trap's over-report away)
+        assert outs[0].robust_acc > base_acc + 0.05  # the suite alone over-reports the trap
+    esc, = escalate(model, suite, data, outs, checks=checks, surrogate=tiny_model, store=store, square_queries=300,
+                    eot=4, apgd_iters=20)
+    assert esc is not None and esc.suite_robust_acc == outs[0].robust_acc
+    assert esc.robust_acc <= base_acc + 0.05, (esc.row_fields(), base_acc)
+    assert sum(esc.broken_by.values()) == round((outs[0].robust_acc - esc.robust_acc) * len(data))
+    fields = esc.row_fields()
+    assert fields["escalated_robust_acc"] == esc.robust_acc and fields["escalation"]["surrogate"] == "TinyCNN"
+
+
+def test_escalation_reruns_from_the_store_and_skips_rows_not_flagged(tiny_model, setup, monkeypatch):
+    from symbench.bench.checks import spot
+
+    root, data, _ = setup
+    suite = load_suite(str(root / "trap.toml"))
+    outs, key = run_suite(tiny_model, suite, data, model_name="plain", store_root=str(root / "store"), progress=False)
+    store = Store(str(root / "store"), "plain", key)
+    trusted = {"checks": {"gradients_nonzero": {"status": "pass", "detail": ""}}, "verdict": "trusted"}
+    assert escalate(tiny_model, suite, data, outs, checks=trusted, store=store) == [None]
+    first, = escalate(tiny_model, suite, data, outs, checks=trusted, store=store, force=True, square_queries=50,
+                      apgd_iters=5)
+    assert first.notes and "no surrogate" in first.notes[0]  # an undefended model without a named surrogate
+    monkeypatch.setattr(spot, "run_cascade", lambda *a, **k: pytest.fail("escalation recomputed"))
+    again, = escalate(tiny_model, suite, data, outs, checks=trusted, store=store, force=True, square_queries=50,
+                      apgd_iters=5)
+    assert torch.equal(again.robust, first.robust)
