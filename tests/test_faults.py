@@ -276,6 +276,15 @@ def test_records_from_before_the_hash_are_still_read(tiny_model, small_data, sui
         f.write_text(json.dumps(rec))
     monkeypatch.setattr(runner, "_attack_batch", lambda *a, **k: pytest.fail("recomputed a valid legacy record"))
     assert _stable(_bench(tiny_model, small_data, suite_path, tmp_path)) == reference
+    from symbench.bench.run.store import Store
+
+    old = Store(tmp_path / "old", "m", "k")  # records of other kinds (CLEVER, corruptions): no invariant to check
+    (old.dir / "clever_l2").mkdir(parents=True)
+    (old.dir / "clever_l2" / "b00000.json").write_text(json.dumps({"score": 0.5}))
+    (old.dir / "clever_l2" / "b00001.json").write_text("{}")
+    assert old.get("clever_l2", 0) == {"score": 0.5} and old.get("clever_l2", 1) is None
+    with pytest.raises(StoreRecordError):
+        Store(tmp_path / "old", "m", "k", strict=True).get("clever_l2", 0)
 
 
 def test_with_a_store_secret_unsigned_and_rehashed_records_are_rejected(tiny_model, small_data, suite_path, tmp_path,

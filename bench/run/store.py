@@ -9,7 +9,8 @@ key, group, batch, the example range it covers and a content hash (sha256, or HM
 accepted). A record that fails its hash, names another run/group/batch, does not cover its batch or
 fails the caller's invariant check is reported with its path and treated as missing (recomputed), or
 refused with ``strict=True``. Records written before this format (no ``_integrity``) are accepted
-when the caller's invariant check passes, and recomputed otherwise (see docs/faults.md).
+when they are a non-empty object passing the caller's invariant check, and recomputed otherwise
+(see docs/faults.md).
 """
 from __future__ import annotations
 
@@ -196,8 +197,6 @@ class Store:
             if self.strict or secret:
                 return self._reject(p, "has no content hash (written by symbench before store format 2)"
                                     + (f" and ${SECRET_ENV} is set" if secret else ""))
-            if check is None:
-                return self._reject(p, "has no content hash and no invariant check applies to it")
         else:
             problem = self._verify(meta, rec, group, batch, index)
             if problem:
