@@ -3,6 +3,12 @@
 Architecture lives in code (a factory function); what a result must cite (checkpoint sha256,
 training recipe, measured clean accuracy) lives in data, ``models/checkpoints/<name>.json``, written
 by ``symbench train``. Third-party models register through the entry-point group ``symbench.models``.
+
+A wrapper (test-time augmentation, a preprocessing defense, ...) around a registered model says
+``base="<registered model>"`` on its card instead of shipping a re-saved copy of the weights: its
+factory builds the inner model as ``model.base`` (or the attribute ``base_attr`` names), and
+``create_model(wrapper, pretrained=True)`` loads the base's shipped, sha256-verified checkpoint into
+it, so the wrapper's rows cite the base's checkpoint sha256 (and the wrapper's own code hash).
 """
 from __future__ import annotations
 
@@ -86,6 +92,10 @@ class ModelCard:
     test_time_opt: bool = False
     n_forward_passes: int = 1
     features_layer: str | None = None  # name of the layer ``model.features(x)`` returns
+    base: str | None = None         # a registered model whose shipped checkpoint the inner module loads
+    base_attr: str = "base"         # attribute of the wrapper holding that inner module
+    base_sha256: str | None = None  # the base's checkpoint sha256 (filled in from the base's card)
+    code_sha256: str | None = None  # hash of the model's classes' source (filled in by create_model)
     source: str = "symbench"        # "symbench", an entry point name, or "robustbench"
     notes: str = ""                 # caveats a reader of results must know (e.g. missed accuracy targets)
 
@@ -164,6 +174,9 @@ def register_model(name: str | None = None, *, aliases: tuple[str, ...] = (), **
 
     def deco(factory: Callable[..., nn.Module]):
         key = name or factory.__name__
+        if card_fields.get("base") and (card_fields.get("checkpoint") or card_fields.get("sha256")):
+            raise ValueError(f"model {key!r}: a card with base= cites the base's checkpoint; a wrapper with trained "
+                             "weights of its own gives checkpoint= and sha256= of the whole model instead, not both")
         if key in _REGISTRY:
             log.warning("model %r registered twice; the later registration wins", key)
         card_fields.setdefault("family", key)
@@ -236,7 +249,27 @@ def get_card(name: str) -> ModelCard:
     if resolver is not None:
         return resolver.card(name)
     key = resolve_name(name)
-    return _with_trained_card(_REGISTRY[key].card)
+    return _with_base_card(_with_trained_card(_REGISTRY[key].card))
+
+
+def _with_base_card(card: ModelCard, depth: int = 0) -> ModelCard:
+    """A wrapper's card (``base=``) cites the base's checkpoint and sha256 and inherits its randomness flags."""
+    if not card.base:
+        return card
+    if depth > 8:
+        raise UnknownModelError(f"model {card.name!r}: its chain of base= models does not end (a cycle?)")
+    base_name = resolve_name(card.base)
+    if base_name == card.name:
+        raise UnknownModelError(f"model {card.name!r} names itself as its base")
+    resolver = _resolver_for(base_name)
+    base_card = resolver.card(base_name) if resolver else _with_base_card(
+        _with_trained_card(_REGISTRY[base_name].card), depth + 1)
+    ckpt = base_card.checkpoint
+    if ckpt and not Path(ckpt).is_absolute():  # relative names are under CHECKPOINT_DIR, as for the base
+        ckpt = str(CHECKPOINT_DIR / ckpt)
+    return replace(card, base=base_name, checkpoint=ckpt, sha256=base_card.sha256, base_sha256=base_card.sha256,
+                   randomized=card.randomized or base_card.randomized,
+                   test_time_opt=card.test_time_opt or base_card.test_time_opt)
 
 
 def checkpoint_path(card: ModelCard) -> Path | None:
@@ -256,29 +289,78 @@ def create_model(name: str, pretrained: bool = False, checkpoint: str | Path | N
 
     Args:
         name: a registered name or alias (``cascaded`` → ``cascaded4``).
-        pretrained: load the card's checkpoint (sha256 verified; safetensors only).
-        checkpoint: load this safetensors file instead; ``sha256`` then is checked if given.
+        pretrained: load the card's checkpoint (sha256 verified; safetensors only). For a wrapper
+            (card ``base=``) that is the base's checkpoint, loaded into ``model.<base_attr>``.
+        checkpoint: load this safetensors file instead (into the inner model of a wrapper);
+            ``sha256`` then is checked if given.
         **kwargs: architecture arguments for the factory (None values are dropped).
 
-    The returned module carries ``model.card`` (a :class:`ModelCard`).
+    The returned module carries ``model.card`` (a :class:`ModelCard`) with ``code_sha256`` set; a model
+    built without weights cites no checkpoint (its fingerprint is then its weights' hash).
     """
     from symbench.models.checkpoints import CheckpointError, load_weights
+    from symbench.models.code_hash import code_sha256
 
     resolver = _resolver_for(name)  # a defended model: builds the base like this function, then wraps it
     if resolver is not None:
-        return resolver.create(name, pretrained=pretrained, checkpoint=checkpoint, sha256=sha256, **kwargs)
+        model = resolver.create(name, pretrained=pretrained, checkpoint=checkpoint, sha256=sha256, **kwargs)
+        if getattr(model.card, "code_sha256", None) is None:
+            model.card = replace(model.card, code_sha256=code_sha256(model))
+        return model
     key = resolve_name(name)
     card = get_card(key)
     model = _REGISTRY[key].factory(**{k: v for k, v in kwargs.items() if v is not None})
     if checkpoint is not None:
-        load_weights(model, checkpoint, sha256)
-        card = replace(card, checkpoint=str(checkpoint), sha256=sha256 or card.sha256)
+        if card.base:
+            _load_base_weights(model, card, checkpoint, sha256)
+        else:
+            load_weights(model, checkpoint, sha256)
+        card = replace(card, checkpoint=str(checkpoint), sha256=sha256 or card.sha256,
+                       base_sha256=(sha256 or card.sha256) if card.base else None)
     elif pretrained:
-        path = checkpoint_path(card)
-        if path is None or not card.sha256:
-            raise CheckpointError(f"model {key!r} has no trained checkpoint in its card; "
-                                  f"train one with `symbench train {key}`")
-        load_weights(model, path, card.sha256)
+        if card.base:
+            _load_base_weights(model, card)
+        else:
+            path = checkpoint_path(card)
+            if path is None or not card.sha256:
+                raise CheckpointError(f"model {key!r} has no trained checkpoint in its card; "
+                                      f"train one with `symbench train {key}`")
+            load_weights(model, path, card.sha256)
+    else:  # random weights: citing the trained checkpoint's sha256 would key the store with the wrong weights
+        card = replace(card, checkpoint=None, sha256=None, base_sha256=None)
     model.eval()
-    model.card = replace(card, params=count_params(model))
+    model.card = replace(card, params=count_params(model), code_sha256=code_sha256(model))
     return model
+
+
+def _load_base_weights(model: nn.Module, card: ModelCard, checkpoint: str | Path | None = None,
+                       sha256: str | None = None) -> None:
+    """Load a wrapper's base checkpoint (the base card's, or ``checkpoint``) into ``model.<card.base_attr>``.
+
+    The wrapper may hold no persistent weights outside that module: the rows cite only the base's
+    sha256, so anything else would be weights no row accounts for.
+    """
+    from symbench.models.checkpoints import CheckpointError, load_weights
+
+    inner = getattr(model, card.base_attr, None)
+    if not isinstance(inner, nn.Module):
+        raise CheckpointError(f"model {card.name!r}: its card says base={card.base!r}, so its factory must hold the "
+                              f"inner model as `model.{card.base_attr}` (or set base_attr= on the card); "
+                              f"{type(model).__name__} has no such submodule")
+    own = [k for k in model.state_dict() if not k.startswith(card.base_attr + ".")]
+    if own:
+        raise CheckpointError(f"model {card.name!r} holds weights outside model.{card.base_attr} ({', '.join(own[:3])}); "
+                              "a card with base= cites only the base's checkpoint, so save the whole model and give "
+                              "checkpoint= and sha256= instead (or make them non-persistent buffers)")
+    if checkpoint is not None:
+        load_weights(inner, checkpoint, sha256)
+        return
+    base_card = get_card(card.base)
+    if base_card.base:  # a wrapper of a wrapper, or of <model>+<defense>: one level down
+        _load_base_weights(inner, base_card)
+        return
+    path = checkpoint_path(base_card)
+    if path is None or not base_card.sha256:
+        raise CheckpointError(f"model {card.name!r} wraps {card.base!r}, which has no trained checkpoint in its card; "
+                              f"train one with `symbench train {card.base}`")
+    load_weights(inner, path, base_card.sha256)

@@ -4,25 +4,44 @@ Examples: ``cascaded4+equi_defense``, ``baseline_cnn4+inv_defense:eps_v=4/255,st
 ``cascaded+noise_defense`` (aliases resolve). Parameters not given keep the defense's defaults; the
 canonical name lists the non-default ones, so results of different settings never share a name
 (and therefore never share a result store). Values accept fractions such as ``4/255``.
+
+Third-party defenses register through the entry-point group ``symbench.defenses``: the entry point
+names a :class:`Defense` subclass (registered as is) or a function that calls :func:`register_defense`.
+Its ``purify`` is the declared non-differentiable part: BPDA runs it forward and passes the gradient
+straight through it. They load the first time a defense name is looked up.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from fractions import Fraction
+from importlib import metadata
 from typing import Any
 
-from symbench.models.defenses.base import Defense, count_passes, find_defense, unwrap
+from symbench.models.defenses.base import DeclaredDefense, Defense, count_passes, declares_defense, find_defense, unwrap
 from symbench.models.defenses.equivariance import (DEFAULT_TRANSFORMS, EquivarianceDefense, InvarianceDefense, equivariance_loss,
                            equivariance_score, invariance_loss)
 from symbench.models.defenses.simple import NoiseDefense, QuantizeDefense
 from symbench.models.defenses.transforms import Transform, parse_transforms
 
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "symbench.defenses"
 DEFENSES: dict[str, type[Defense]] = {}
+DEFENSE_SOURCES: dict[str, str] = {}   # name → "symbench" or "entry_point:<module:attr>"
+_entry_points_loaded = False
 
 
 def register_defense(cls: type[Defense]) -> type[Defense]:
     """Class decorator: makes ``<model>+<cls.name>`` a model name."""
+    if not (isinstance(cls, type) and issubclass(cls, Defense)):
+        raise TypeError(f"register_defense wants a subclass of symbench.models.defenses.Defense, got {cls!r}")
+    if not cls.name or cls.name == Defense.name or "+" in cls.name or ":" in cls.name:
+        raise ValueError(f"defense class {cls.__name__} needs its own `name` (no '+' or ':'), got {cls.name!r}")
+    if cls.name in DEFENSES and DEFENSES[cls.name] is not cls:
+        log.warning("defense %r registered twice; the later registration wins", cls.name)
     DEFENSES[cls.name] = cls
+    DEFENSE_SOURCES.setdefault(cls.name, "symbench" if cls.__module__.startswith("symbench.") else cls.__module__)
     return cls
 
 
@@ -30,7 +49,38 @@ for _cls in (EquivarianceDefense, InvarianceDefense, NoiseDefense, QuantizeDefen
     register_defense(_cls)
 
 
+def _load_entry_points() -> None:
+    """Import third-party defenses once (group ``symbench.defenses``); a broken one only warns."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        before = dict(DEFENSES)
+        try:
+            obj = ep.load()
+            if isinstance(obj, type) and issubclass(obj, Defense):
+                register_defense(obj)
+            elif callable(obj):
+                obj()
+            else:
+                raise TypeError(f"expected a Defense subclass or a register function, got {type(obj).__name__}")
+        except Exception as err:  # noqa: BLE001  (one broken plugin must not break every defended name)
+            log.warning("defense entry point %s (%s) failed to load: %s", ep.name, ep.value, err)
+            continue
+        for key, cls in DEFENSES.items():
+            if before.get(key) is not cls:
+                DEFENSE_SOURCES[key] = f"entry_point:{ep.value}"
+
+
+def defense_source(name: str) -> str:
+    """Where a defense came from: ``symbench`` or ``entry_point:<module:attr>``."""
+    _load_entry_points()
+    return DEFENSE_SOURCES.get(name, "symbench")
+
+
 def list_defenses() -> list[str]:
+    _load_entry_points()
     return sorted(DEFENSES)
 
 
@@ -75,6 +125,7 @@ def parse_defended(name: str, **overrides) -> tuple[str, type[Defense], dict[str
     if "+" in rest or not base or not dname:
         raise UnknownModelError(f"bad defended model name {name!r}: use <model>+<defense>[:key=value,...] "
                                 f"with one defense out of {', '.join(list_defenses())}")
+    _load_entry_points()
     if dname not in DEFENSES:
         raise UnknownModelError(f"unknown defense {dname!r} in {name!r}; known: {', '.join(list_defenses())}")
     cls = DEFENSES[dname]
@@ -120,9 +171,12 @@ def defended_card(name: str, base_card=None, **overrides):
     base_card = base_card or get_card(base_key)
     desc = (cls.__doc__ or cls.name).strip().splitlines()[0]
     setting = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+    source = defense_source(cls.name)
     return replace(base_card, name=canonical_name(base_key, cls, params), family=f"{base_card.family}+{cls.name}",
                    description=f"{desc} Around {base_key}; {setting}.",
                    paper=cls.paper or base_card.paper, clean_acc=None,
+                   base=base_key, base_attr="base", base_sha256=base_card.sha256, code_sha256=None,
+                   source=base_card.source if source == "symbench" else source,
                    randomized=cls.randomized or base_card.randomized,
                    test_time_opt=cls.test_time_opt or base_card.test_time_opt,
                    n_forward_passes=cls.forward_passes(params) * base_card.n_forward_passes)
@@ -145,8 +199,8 @@ def create_defended(name: str, pretrained: bool = False, checkpoint=None, sha256
     return model
 
 
-__all__ = ["DEFENSES", "DEFAULT_TRANSFORMS", "Defense", "EquivarianceDefense", "InvarianceDefense", "NoiseDefense",
-           "QuantizeDefense", "Transform", "canonical_name", "count_passes", "create_defended", "defended_card",
+__all__ = ["DEFENSES", "DEFAULT_TRANSFORMS", "DeclaredDefense", "Defense", "declares_defense", "EquivarianceDefense", "InvarianceDefense", "NoiseDefense",
+           "QuantizeDefense", "Transform", "canonical_name", "count_passes", "create_defended", "defended_card", "defense_source",
            "equivariance_loss", "equivariance_score", "find_defense", "invariance_loss", "is_defended_name",
            "list_defenses", "parse_defended", "parse_transforms", "register_defense", "resolve_defended", "unwrap",
            "with_params"]

@@ -15,7 +15,13 @@ class Defense(nn.Module):
     attacks in ``bench.attacks`` reach ``purify`` and ``base`` directly.
 
     Subclasses set ``name`` (the registry key used in ``<model>+<name>``), ``PARAMS`` (parameter →
-    default; the types of the defaults are the parameter types) and implement ``purify``.
+    default; the types of the defaults are the parameter types) and implement ``purify``, the
+    declared non-differentiable part: BPDA runs it forward and takes the identity as its gradient.
+    A third-party package registers one through the entry-point group ``symbench.defenses``.
+
+    A wrapper that is not a subclass (a registered model of its own, e.g. with a card ``base=``)
+    declares the same thing with a class attribute ``non_differentiable = "<method>"``: the method
+    maps images to the images ``self.base`` classifies, and ``forward(x) == self.base(method(x))``.
 
     Args:
         base: the classifier to defend, (N,3,H,W) in [0,1] → (N, classes) logits, in eval mode.
@@ -28,6 +34,7 @@ class Defense(nn.Module):
     test_time_opt: ClassVar[bool] = False
     needs_features: ClassVar[bool] = False
     paper: ClassVar[str] = ""
+    non_differentiable: ClassVar[str] = "purify"
 
     def __init__(self, base: nn.Module, **params):
         super().__init__()
@@ -67,13 +74,54 @@ class Defense(nn.Module):
         return ", ".join(f"{k}={v}" for k, v in self.cfg.items())
 
 
-def find_defense(model: nn.Module) -> Defense | None:
+class DeclaredDefense:
+    """A :class:`Defense`'s face on a module that declares ``non_differentiable = "<method>"`` and holds
+    its classifier as ``.base`` (a third-party wrapper), so BPDA and the adaptive attacks reach its parts.
+
+    ``purify(x, unrolled=...)`` calls the declared method (which has no unrolled mode); ``name`` and
+    ``cfg`` key the store as a Defense's do; ``card`` names it ``<base>+<wrapper>`` when its card says
+    ``base=``, so a defended model's base reference is run under the base's name.
+    """
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.base = module.base
+        self.method = type(module).non_differentiable
+        card = getattr(module, "card", None)
+        self.name = getattr(type(module), "name", None) if isinstance(getattr(type(module), "name", None), str) \
+            else type(module).__name__
+        self.cfg = dict(getattr(module, "cfg", None) or {})
+        if card is not None and getattr(card, "base", None):
+            from dataclasses import replace
+            card = replace(card, name=f"{card.base}+{card.name}")
+        self.card = card
+        randomized = getattr(type(module), "randomized", None)
+        self.randomized = bool(randomized if isinstance(randomized, bool) else getattr(card, "randomized", False))
+
+    def purify(self, x: torch.Tensor, *, unrolled: bool = False) -> torch.Tensor:
+        return getattr(self.module, self.method)(x)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
+
+
+def declares_defense(module: object) -> bool:
+    """Does a module that is not a :class:`Defense` declare a non-differentiable part BPDA can bypass?"""
+    method = getattr(type(module), "non_differentiable", None)
+    return (isinstance(module, nn.Module) and not isinstance(module, Defense) and isinstance(method, str)
+            and callable(getattr(module, method, None)) and isinstance(getattr(module, "base", None), nn.Module))
+
+
+def find_defense(model: nn.Module) -> Defense | DeclaredDefense | None:
     """The :class:`Defense` inside ``model``, looking through wrappers that hold it as ``.model``
-    (the runner's ``CountingModel``, torchattacks guards); None for an undefended model."""
+    (the runner's ``CountingModel``, torchattacks guards); a :class:`DeclaredDefense` view of a module
+    that declares ``non_differentiable``; None for an undefended model."""
     seen = 0
     while model is not None and seen < 16:
         if isinstance(model, Defense):
             return model
+        if declares_defense(model):
+            return DeclaredDefense(model)
         model = getattr(model, "model", None)
         seen += 1
     return None
