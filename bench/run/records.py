@@ -78,6 +78,12 @@ def make_row(*, model_name: str, card, ckpt_sha256: str, suite: Suite, outcome, 
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "checks": {}, "verdict": "unchecked",
     }
+    # the model's code, the registered model a wrapper/defense wraps and its checkpoint, a per-threat eps override
+    row.update({k: v for k, v in (("code_sha256", getattr(card, "code_sha256", None)),
+                                  ("wraps", getattr(card, "base", None)),
+                                  ("base_sha256", getattr(card, "base_sha256", None) if getattr(card, "base", None)
+                                   else None),
+                                  ("eps_override", {t: list(e) for t, e in getattr(suite, "eps_override", ()) or ()})) if v})
     row.update(extra or {})
     if row["n"] != len(outcome.clean) and row.get("n_evaluated") != len(outcome.clean):
         raise ValueError(f"{model_name} {suite.id}: row says n={row['n']} but aggregates {len(outcome.clean)} examples")

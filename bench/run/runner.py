@@ -19,6 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from symbench.bench.run.counting import CountingModel
+from symbench.models.code_hash import code_sha256
 from symbench.bench.run.preflight import check_labels
 from symbench.bench.data import ImageData
 from symbench.bench.run.store import Store, run_key, with_index
@@ -106,7 +107,7 @@ def suite_run_key(model: nn.Module, suite: Suite, data: ImageData) -> str:
     k = scoring_draws(model, suite, data.x)
     return run_key(model=model_fingerprint(model), suite=suite.sha256, threats=[(t.norm, t.eps) for t in suite.threats],
                    data=data.sha256, n=len(data), seed=suite.seed, batch_size=suite.batch_size, **defense_settings(model),
-                   **({"draws": k} if k > 1 else {}))
+                   code=code_sha256(model), **({"draws": k} if k > 1 else {}))  # changed model code: a new run
 
 
 DEFAULT_DRAWS = 8

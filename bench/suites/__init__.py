@@ -56,6 +56,7 @@ class Suite:
     kind: str = "attack"        # "attack" (the cascade runner) or a kind registered with register_suite_kind
     options: tuple[tuple[str, object], ...] = ()  # kind-specific settings from the TOML, as sorted items
     sha256: str = field(default="", compare=False)
+    eps_override: tuple[tuple[str, tuple[float, ...]], ...] = ()  # (norm, eps) the run replaced; in every row
 
     def option(self, key: str, default=None):
         return dict(self.options).get(key, default)
@@ -67,19 +68,87 @@ class Suite:
     def attacks_for(self, norm: str) -> list[AttackSpec]:
         return [a for a in self.attacks if norm in a.norms]
 
-    def with_overrides(self, n: int | None = None, eps: list[float] | None = None,
+    def with_overrides(self, n: int | None = None, eps: "list[float] | dict[str, list[float]] | None" = None,
                        batch_size: int | None = None, seed: int | None = None) -> "Suite":
-        """Same attacks, other n / eps / batch size / seed (each recorded in the rows)."""
+        """Same attacks, other n / eps / batch size / seed (each recorded in the rows).
+
+        ``eps`` is per threat: ``{"linf": [1/255, 2/255]}`` runs only the named threats, at those eps
+        (a threat the dict does not name is not run). A plain list is allowed only for a suite with one
+        threat, since an Linf eps means nothing on an L2 threat. A norm the suite does not have is
+        refused. The suite keeps its name; rows record the override in ``eps_override``.
+        """
         from dataclasses import replace
 
-        threats = self.threats
+        threats, override = self.threats, self.eps_override
         if eps:
-            for e in eps:
-                for t in threats:
-                    check_eps(e, t.norm)
-            threats = tuple(Threat(t.norm, tuple(float(e) for e in eps)) for t in threats)
+            table = _eps_table(self, eps)
+            threats = tuple(Threat(t.norm, table[t.norm]) for t in self.threats if t.norm in table)
+            override = tuple(sorted(table.items()))
         return replace(self, threats=threats, n=n or self.n, batch_size=batch_size or self.batch_size,
-                       seed=self.seed if seed is None else seed)
+                       seed=self.seed if seed is None else seed, eps_override=override)
+
+
+def _eps_table(suite: Suite, eps) -> dict[str, tuple[float, ...]]:
+    """Validate an eps override against ``suite``'s threats: norm → eps tuple (see ``Suite.with_overrides``)."""
+    norms = [t.norm for t in suite.threats]
+    if isinstance(eps, dict):
+        table = {str(k).lower(): v for k, v in eps.items()}
+    else:
+        if len(norms) != 1:
+            raise ValueError(f"suite {suite.name!r} has {len(norms)} threats ({', '.join(norms)}): name the threat "
+                             f"an eps belongs to, e.g. --eps linf=1/255,2/255 (a bare eps would put an Linf value on "
+                             f"the L2 threat or the reverse)")
+        table = {norms[0]: eps}
+    unknown = sorted(set(table) - set(norms))
+    if unknown:
+        raise ValueError(f"suite {suite.name!r} has no {'/'.join(unknown)} threat (its threats: {', '.join(norms)}); "
+                         "an eps override can only change the eps of a threat the suite has")
+    out = {}
+    for norm, values in table.items():
+        if isinstance(values, (int, float)):
+            values = [values]
+        values = tuple(float(e) for e in values)
+        if not values:
+            raise ValueError(f"eps override for {norm} lists no eps")
+        for e in values:
+            check_eps(e, norm)
+        out[norm] = values
+    return out
+
+
+def parse_eps_overrides(values: list[str]) -> "dict[str, list[float]] | list[float]":
+    """Parse ``--eps`` arguments: ``["linf=1/255,2/255", "l2=0.25"]`` → ``{"linf": [...], "l2": [0.25]}``;
+    ``["8/255", "16/255"]`` (no threat named) → ``[0.0313..., 0.0627...]``, which ``with_overrides`` accepts
+    only for a one-threat suite. Fractions are exact (``1/255``); mixing the two forms is refused.
+    """
+    named: dict[str, list[float]] = {}
+    plain: list[float] = []
+    for raw in values:
+        for item in filter(None, (v.strip() for v in str(raw).split(" "))):
+            norm, eq, rest = item.partition("=")
+            if eq:
+                norm = norm.strip().lower()
+                if norm not in NORMS:
+                    raise ValueError(f"--eps {item!r}: unknown threat {norm!r}; use one of {', '.join(NORMS)}, "
+                                     "e.g. linf=1/255,2/255")
+                named.setdefault(norm, []).extend(_fraction(v, item) for v in rest.split(",") if v.strip())
+            else:
+                plain.extend(_fraction(v, item) for v in item.split(",") if v.strip())
+    if named and plain:
+        raise ValueError("--eps mixes eps with a threat (linf=...) and without one; name the threat for every eps")
+    for norm, eps in named.items():
+        if not eps:
+            raise ValueError(f"--eps {norm}= lists no eps")
+        for e in eps:
+            check_eps(e, norm)
+    return named or plain
+
+
+def _fraction(text: str, item: str) -> float:
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"--eps {item!r}: {text.strip()!r} is not a number or fraction (e.g. 8/255 or 0.5)") from None
 
 
 def eps_display(eps: float) -> str:
