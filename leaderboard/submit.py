@@ -7,6 +7,12 @@ Two ways in:
 - a single ``.py`` file whose ``@register_model`` registers the model
   (``symbench submit --file mymodel.py --checkpoint weights.safetensors``).
 
+A wrapper whose card says ``base="<registered model>"`` needs no checkpoint of its own: the base's
+shipped, sha256-verified weights are loaded into it and its rows cite them (``wraps``,
+``base_sha256``). ``<model>+<defense>`` submits a registered model under a defense, symbench's own or
+one a package registers through the entry-point group ``symbench.defenses``. Every row records the
+hash of the model's code (``code_sha256``), which also keys the store.
+
 Every check that can refuse a submission runs before the first attack, so a refused model leaves
 no row and no store entry behind: required card fields, safetensors (never a pickle), the checkpoint's
 sha256 against the card, and the model contract (logits of shape (N, num_classes), eval mode that
@@ -87,10 +93,27 @@ def import_model_file(path: str | Path) -> list[str]:
     return new
 
 
-def validate_card(card, sha256: str | None = None) -> list[str]:
+def required_fields(name: str) -> tuple[str, ...]:
+    """The card fields a submission must have. ``<model>+<defense>`` composes parts that are already
+    registered: it needs a paper only when the defense comes from outside symbench (the defense's
+    ``paper`` class attribute); the base's sha256 is what it cites."""
+    from symbench.models.defenses import defense_source, is_defended_name, parse_defended
+
+    if not is_defended_name(name):
+        return REQUIRED_CARD_FIELDS
+    _, cls, _ = parse_defended(name)
+    outside = defense_source(cls.name) != "symbench"
+    return tuple(f for f in REQUIRED_CARD_FIELDS if f != "paper" or outside)
+
+
+def validate_card(card, sha256: str | None = None, required: tuple[str, ...] = REQUIRED_CARD_FIELDS) -> list[str]:
     """Problems with a card: required fields missing or not the CIFAR-10 contract the suites assume."""
     problems = []
-    missing = [f for f in REQUIRED_CARD_FIELDS if not getattr(card, f, None) and not (f == "sha256" and sha256)]
+    missing = [f for f in required if not getattr(card, f, None) and not (f == "sha256" and sha256)]
+    if card.base and "sha256" in missing:
+        problems.append(f"{card.name!r} wraps {card.base!r}, which has no trained checkpoint (sha256) to cite; "
+                        f"train it (`symbench train {card.base}`) or pass --checkpoint for the base")
+        missing.remove("sha256")
     if missing:
         problems.append(f"card of {card.name!r} misses required field(s) {', '.join(missing)} "
                         "(pass them to @register_model, e.g. description=\"...\", paper=\"arXiv:... or URL\", "
@@ -191,10 +214,12 @@ def load_submission(model: str | None = None, file: str | Path | None = None, ch
     try:
         name = resolve_name(model)
         card = get_card(name)
-    except UnknownModelError as err:
-        raise SubmissionError(f"{err} A package registers through the entry-point group `symbench.models` "
-                              "(pip install it first); a single file through --file.") from err
-    problems = validate_card(card, sha256)
+        required = required_fields(name)
+    except (UnknownModelError, ValueError) as err:
+        raise SubmissionError(f"{err} A package registers models through the entry-point group `symbench.models` "
+                              "and defenses through `symbench.defenses` (pip install it first); a single file "
+                              "through --file.") from err
+    problems = validate_card(card, sha256, required)
     ckpt = Path(checkpoint) if checkpoint else checkpoint_path(card)
     if not checkpoint and file and card.checkpoint and not Path(card.checkpoint).is_absolute():
         ckpt = Path(file).resolve().parent / card.checkpoint  # a file's card names weights beside the file
@@ -203,8 +228,9 @@ def load_submission(model: str | None = None, file: str | Path | None = None, ch
     if problems:
         raise SubmissionError(f"submission of {name!r} refused:\n  - " + "\n  - ".join(problems))
     verified = check_checkpoint(ckpt, card.sha256, sha256)
-    try:
-        net = create_model(name, checkpoint=ckpt, sha256=verified)
+    try:  # a wrapper / <model>+<defense>: the base's weights go into its inner model (create_model finds it)
+        net = (create_model(name, pretrained=True) if card.base and not checkpoint else
+               create_model(name, checkpoint=ckpt, sha256=verified))
     except CheckpointError as err:
         raise SubmissionError(f"submission of {name!r} refused: {err}") from err
     except Exception as err:
@@ -213,8 +239,59 @@ def load_submission(model: str | None = None, file: str | Path | None = None, ch
     if problems:
         raise SubmissionError(f"submission of {name!r} refused:\n  - " + "\n  - ".join(problems))
     origin = f"file:{Path(file).name}" if file else card.source
-    net.card = replace(net.card, source=origin, sha256=verified)
+    net.card = replace(net.card, source=origin, sha256=verified,
+                       base_sha256=verified if net.card.base else None)
     return Submission(name, net, ckpt, verified, origin)
+
+
+# ------------------------------------------------------------------------------------------------
+# what the checks say
+# ------------------------------------------------------------------------------------------------
+
+# check → what a submitter does about a failure (docs/checks.md has the rule behind each)
+REMEDIES = {
+    "outputs_are_logits": "return the pre-softmax logits from forward (no softmax, sigmoid or scaling of "
+                          "probabilities); cross-entropy attacks get weak gradients from probabilities",
+    "gradients_nonzero": "a non-differentiable step (quantization, rounding, argmax) hides the gradient: declare it "
+                         "(a Defense's purify, or non_differentiable = \"<method>\" on a wrapper) and run a suite with "
+                         "`bpda` (e.g. `adaptive`), which goes straight through it; the flag stays, since plain "
+                         "gradients stay masked, and the row's robust accuracy counts BPDA",
+    "large_eps_breaks_all": "at Linf 0.5 any image can be made grey, so surviving means the attack is blocked: "
+                            "look for masked gradients and run a suite with `bpda` / `square`",
+    "iterative_beats_single_step": "PGD weaker than FGSM means unusable gradients: masked gradients or randomness "
+                                   "without EOT; declare the non-differentiable part or the randomness",
+    "more_steps_converged": "more steps should never weaken an attack: noisy gradients (declare randomized=True "
+                            "and use a suite with EOT) or an unconverged attack (a suite with more steps)",
+    "apgd_not_stronger": "APGD breaks what the suite's attacks left: run a stronger suite (`standard` or `quick` "
+                         "with apgd) before reading the number",
+    "black_box_not_stronger": "a gradient-free attack beat the gradient attacks: gradients are masked; add `bpda` "
+                              "through the declared non-differentiable part",
+    "transfer_not_stronger": "a surrogate's gradients beat the model's own: its gradients are masked; declare the "
+                             "non-differentiable part so `bpda` can bypass it",
+    "deterministic_or_eot": "the forward is random: declare randomized=True on the card and run a suite whose "
+                            "attacks use EOT (e.g. `bpda` with eot > 1)",
+    "monotone_in_eps": "accuracy rose with eps, so some attack failed at the larger eps: rerun with more steps "
+                       "or restarts",
+}
+
+
+def check_table(rows: list[dict]) -> list[str]:
+    """Every row's checks as a table (status, check, detail), and for each failed check what to do about it."""
+    lines, failed = [], {}
+    for r in rows:
+        acc = f"clean {r['clean_acc']:.3f}" + (f" robust {r['robust_acc']:.3f}" if r.get("robust_acc") is not None
+                                               else "")
+        lines.append(f"{r.get('suite_id', r.get('suite'))} {r.get('threat')} eps={r.get('eps_display', r.get('eps'))}"
+                     f" (n={r.get('n')}): {acc}, verdict {r.get('verdict')}")
+        for cname, c in (r.get("checks") or {}).items():
+            lines.append(f"  {c['status']:5s} {cname:28s} {c['detail']}")
+            if c["status"] == "fail":
+                failed.setdefault(cname, c["detail"])
+    if failed:
+        lines.append("What to do about the failed check(s):")
+        for cname in failed:
+            lines.append(f"  {cname}: {REMEDIES.get(cname, 'see docs/checks.md')} (docs/checks.md#{cname})")
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------
@@ -222,7 +299,7 @@ def load_submission(model: str | None = None, file: str | Path | None = None, ch
 # ------------------------------------------------------------------------------------------------
 
 def submit(model: str | None = None, *, file=None, checkpoint=None, sha256=None, suites=DEFAULT_SUITES, n=None,
-           data_dir=None, out=None, store=None, device=None, progress=True,
+           eps=None, data_dir=None, out=None, store=None, device=None, progress=True,
            data=None) -> tuple[list[dict], str]:
     """Validate, run ``suites`` and append their rows to ``out``; returns (rows, what to do next).
 
@@ -233,6 +310,8 @@ def submit(model: str | None = None, *, file=None, checkpoint=None, sha256=None,
         sha256: expected sha256 of the checkpoint (default: the card's).
         suites: suite names or .toml paths to run (default ``quick``).
         n: number of test images per suite (default: each suite's).
+        eps: per-threat eps override, ``{"linf": [1/255]}`` (or a list for one-threat suites), as
+            :func:`symbench.bench.suites.parse_eps_overrides` returns; rows record it in ``eps_override``.
         out: rows file to append to (default: the user's ``$SYMBENCH_HOME/rows.jsonl``); nothing is appended
             unless every suite ran. Publishing to the board is separate (``--publish``, ``leaderboard add``).
         data: an ImageData to use instead of CIFAR-10 from ``data_dir`` (tests).
@@ -245,20 +324,28 @@ def submit(model: str | None = None, *, file=None, checkpoint=None, sha256=None,
 
     out = user_rows() if out is None else out
     sub = load_submission(model, file, checkpoint, sha256)
-    specs = [load_suite(s) for s in suites]  # unknown suites fail here, before any attack
+    try:  # unknown suites and eps overrides that do not fit a suite fail here, before any attack
+        specs = [load_suite(s).with_overrides(eps=eps) for s in suites]
+    except ValueError as err:
+        raise SubmissionError(f"submission of {sub.name!r} refused: {err}") from err
     rows = []
     for s in suites:
         log.info("running suite %s on %s", s, sub.name)
-        rows += bench(sub.name, s, data_dir=data_dir, n=n, out=None, store=store, device=device,
+        rows += bench(sub.name, s, data_dir=data_dir, n=n, eps=eps, out=None, store=store, device=device,
                       progress=progress, model=sub.model, data=data)
     for r in rows:
         validate_row(r)
     added = append_rows(out, rows) if out else 0
     suspect = [r for r in rows if r.get("verdict") == "suspect"]
-    lines = [f"{sub.name} ({sub.origin}, checkpoint {sub.checkpoint.name} sha256 {sub.sha256[:12]}): "
-             f"{len(rows)} row(s) from suite(s) {', '.join(s.id for s in specs)}; {added} new row(s) appended to {out}."]
+    card = sub.model.card
+    inside = f"wraps {card.base}, " if card.base else ""
+    lines = [f"{sub.name} ({sub.origin}, {inside}checkpoint {sub.checkpoint.name} sha256 {sub.sha256[:12]}, code "
+             f"sha256 {(card.code_sha256 or '?')[:12]}): {len(rows)} row(s) from suite(s) "
+             f"{', '.join(s.id for s in specs)}; {added} new row(s) appended to {out}."]
+    lines += check_table(rows)
     if suspect:
-        lines.append(f"{len(suspect)} row(s) are marked suspect (a validity check failed); the page will show them so.")
+        lines.append(f"{len(suspect)} row(s) are marked suspect (a validity check failed); the page will show them so. "
+                     "Fix what the failed checks point at and submit again: changed code is a new run.")
     lines += [
         "To put it on the leaderboard, in a clone of the symbench repository open a pull request that contains:",
         f"  1. the rows, published from {out} by `symbench leaderboard add {out} --model {sub.name}` (or rerun with "
@@ -266,6 +353,7 @@ def submit(model: str | None = None, *, file=None, checkpoint=None, sha256=None,
         "  2. the rebuilt pages: run `symbench leaderboard build --publish` and add leaderboard/v1/,",
         "  3. where to get the model: "
         + (f"{Path(file).name} (or the model in symbench's models/)" if file else
+           "symbench's own models and defenses (nothing to ship)" if sub.origin == "symbench" else
            f"your package (entry point {sub.origin.removeprefix('entry_point:')}; a pip-installable URL)")
         + f" and the checkpoint {sub.checkpoint.name} (or a URL to it) with sha256 {sub.sha256},",
         "Reviewers rerun the same command; rows that do not reproduce are not merged.",
