@@ -3,7 +3,9 @@
 Forward: the defense's real purification (one draw of its randomness per EOT sample), then its base
 classifier. Backward: the identity through the purification, ``x + (purify(x) - x).detach()``.
 Gradients are averaged over ``eot`` draws. Against an undefended model BPDA is PGD (with EOT over
-whatever randomness the model has).
+whatever randomness the model has). "The defense" is any ``Defense`` (symbench's or one registered
+through the ``symbench.defenses`` entry point: its ``purify``) or a wrapper that declares its
+non-differentiable part with ``non_differentiable = "<method>"`` (see ``models/defenses/base.py``).
 
 Also home of :func:`pgd`, the PGD loop every symbench-own attack (BPDA, adaptive, end-to-end,
 transfer) shares: sign steps (Linf) or normalized steps (L2), EOT averaging, and a choice of the
