@@ -57,6 +57,31 @@ def eps_value(text: str) -> float:
     return v
 
 
+def eps_spec(text: str) -> str:
+    """One ``--eps`` item: ``8/255`` or ``linf=1/255,2/255`` (an eps list for one threat), checked now."""
+    norm, eq, rest = text.partition("=")
+    if eq:
+        if norm.strip().lower() not in ("linf", "l2"):
+            raise argparse.ArgumentTypeError(f"--eps {text!r}: unknown threat {norm!r}; use linf=... or l2=...")
+        values = [v for v in rest.split(",") if v.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"--eps {text!r} lists no eps")
+    else:
+        values = [v for v in text.split(",") if v.strip()]
+    for v in values:
+        eps_value(v)
+    return text
+
+
+def _eps_arg(args):
+    """``--eps`` items → what the evaluation takes: a list (one-threat suite) or {threat: [eps]}."""
+    if not args.eps:
+        return None
+    from symbench.bench.suites import parse_eps_overrides
+
+    return parse_eps_overrides(args.eps)
+
+
 def positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -180,10 +205,10 @@ def _cmd_attacks(args) -> int:
 
 
 def _bench_kwargs(args) -> dict:
-    return dict(data_dir=_data_dir(args), n=args.n, eps=args.eps, batch_size=args.batch_size, seed=args.seed,
+    return dict(data_dir=_data_dir(args), n=args.n, eps=_eps_arg(args), batch_size=args.batch_size, seed=args.seed,
                 store=args.store, device=args.device, progress=not args.no_progress, untrained=args.untrained,
                 checks=not args.skip_checks, model_dir=args.model_dir, checkpoint=args.checkpoint,
-                sha256=args.sha256, download=args.download,
+                sha256=args.sha256, download=args.download, strict=args.strict,
                 **({"escalate": True, "surrogate": args.surrogate} if getattr(args, "escalate", False) else {}))
 
 
@@ -315,9 +340,10 @@ def _cmd_submit(args) -> int:
     _threads(args)
     out = _rows_out(args)
     rows, message = submit(args.model, file=args.file, checkpoint=args.checkpoint, sha256=args.sha256,
-                           suites=args.suites, n=args.n, data_dir=_data_dir(args), out=out, store=args.store,
+                           suites=args.suites, n=args.n, eps=_eps_arg(args), data_dir=_data_dir(args), out=out,
+                           store=args.store,
                            device=args.device, progress=not args.no_progress)
-    emit(rows, args.format, format_rows(rows) + _details(rows))
+    emit(rows, args.format, format_rows(rows))  # the message below carries every row's checks
     print(message, file=sys.stderr)
     if args.publish:
         from symbench.leaderboard.publish import publish_rows
@@ -459,14 +485,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="registered name or alias (`symbench list`), <model>+<defense>, "
                                                   "or robustbench:<Name>")
     s.add_argument("--suite", default="quick", help="suite name (`symbench suites`) or a .toml path")
-    s.add_argument("--eps", type=eps_value, nargs="+", help="eps values on the [0,1] scale, e.g. 8/255 "
-                                                            "(default: the suite's)")
+    s.add_argument("--eps", type=eps_spec, nargs="+", metavar="EPS",
+                   help="eps on the [0,1] scale, per threat: linf=1/255,2/255 l2=0.25 (a bare 8/255 only for a "
+                        "one-threat suite); the rows keep the suite's name and record the override "
+                        "(default: the suite's)")
     s.add_argument("--batch-size", type=positive_int, help="examples per batch (default: the suite's)")
     s.add_argument("--seed", type=int, help="attack seed (default: the suite's)")
     s.add_argument("--checkpoint", help="your own .safetensors weights for this architecture (sha256 recorded)")
     s.add_argument("--sha256", help="expected sha256 of --checkpoint (default: computed from the file)")
     s.add_argument("--untrained", action="store_true", help="allow a model without trained weights")
     s.add_argument("--skip-checks", action="store_true", help="skip the validity checks (rows are then 'unchecked')")
+    s.add_argument("--strict", action="store_true",
+                   help="a stored record that fails verification stops the run (default: report it and recompute)")
     s.add_argument("--escalate", action="store_true",
                    help="when a row is flagged for hidden or noisy gradients, also run the remedies that need no "
                         "knowledge of the model (full-budget Square, transfer, APGD with EOT); the row keeps both numbers")
@@ -526,6 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", help=".safetensors weights (default: the card's checkpoint)")
     s.add_argument("--sha256", help="expected sha256 of the checkpoint (default: the card's)")
     s.add_argument("--suites", nargs="+", default=["quick"], help="suites to run")
+    s.add_argument("--eps", type=eps_spec, nargs="+", metavar="EPS",
+                   help="eps per threat, e.g. linf=1/255,2/255 (default: each suite's)")
     _add_run_options(s, rows_help="rows file to append to (default: $SYMBENCH_HOME/rows.jsonl)")
     s.set_defaults(func=_cmd_submit)
 

@@ -29,7 +29,7 @@ def test_benchmark_takes_any_module_and_returns_a_frame_with_intervals(tiny_mode
     assert (df["robust_low"] <= df["robust_acc"]).all() and (df["robust_acc"] <= df["robust_high"]).all()
     assert (df["robust_acc"] <= df["clean_acc"]).all() and df.loc[1, "robust_acc"] < df.loc[0, "clean_acc"]
     assert df.loc[0, "acc_after:art_fgsm"] >= df.loc[0, "robust_acc"]      # cumulative per-attack columns
-    assert len(df.attrs["rows"]) == 2
+    assert len(df.attrs["rows"]) == 2 and len(df.attrs["rows"][0]["code_sha256"]) == 64  # its code, in the row
     again = symbench.results(path=rows)                                      # what was appended reads back
     assert list(again["robust_acc"]) == list(df["robust_acc"])
     assert symbench.results(model="nothing*", path=rows).empty

@@ -23,13 +23,14 @@ def default_device(name: str | None) -> torch.device:
 def bench(model_name: str, suite_name: str, *, data_dir=None, n=None, eps=None, batch_size=None, seed=None,
           out=None, store=None, device=None, progress=True, model=None, data=None,
           untrained=False, checks=True, model_dir=None, shard=None, checkpoint=None, sha256=None,
-          download=False, escalate: bool = False, surrogate: str | None = None) -> list[dict]:
+          download=False, escalate: bool = False, surrogate: str | None = None, strict: bool = False) -> list[dict]:
     """Run ``suite_name`` on ``model_name``; returns the rows (appended to ``out`` when given).
 
     ``escalate``: rows flagged for hidden or noisy gradients get remedies that need no knowledge of the
     model's insides (transfer from ``surrogate`` or a defended model's base, APGD with EOT, Square at its
     full budget) and keep both numbers, ``robust_acc`` and ``escalated_robust_acc`` (bench/checks/escalate.py).
 
+    ``strict``: a stored record that fails verification stops the run instead of being recomputed.
     ``store`` None is the user directory's store (``$SYMBENCH_HOME/store``); ``out`` None appends nowhere.
     ``checkpoint`` evaluates your own ``.safetensors`` weights for a registered architecture; their sha256
     (``sha256``, else computed from the file) is what the rows cite and what keys the store.
@@ -67,7 +68,7 @@ def bench(model_name: str, suite_name: str, *, data_dir=None, n=None, eps=None, 
         if out:
             append_rows(out, rows)
         return rows
-    outcomes, key = run_suite(model, suite, data, model_name=model_name, store_root=store, device=dev,
+    outcomes, key = run_suite(model, suite, data, model_name=model_name, store_root=store, device=dev, strict=strict,
                               num_classes=getattr(getattr(model, "card", None), "num_classes", 10), progress=progress)
     card = getattr(model, "card", None)
     extra = run_validity_checks(model, suite, data, outcomes, model_name, key, store, dev) if checks else {}
@@ -89,11 +90,15 @@ def bench(model_name: str, suite_name: str, *, data_dir=None, n=None, eps=None, 
         from symbench.bench.run.store import Store
         esc = escalate_rows(model, suite, data, outcomes, checks=extra, surrogate=surrogate,
                             store=Store(store, model_name, key), device=dev)
+    adhoc = {}
+    if card is None:  # an ad-hoc nn.Module: its code still keys the store, so the row says which code
+        from symbench.models.code_hash import code_sha256
+        adhoc = {"code_sha256": code_sha256(model)}
     rows = [make_row(model_name=model_name, card=card, ckpt_sha256=model_fingerprint(model), suite=suite,
                      outcome=o, data=data, device=dev, store_key=key,
                      extra={**row_fields(suite, o), **(row_checks(extra, o) if extra else {}),
                             **({"orbit": orbit[i]} if orbit and orbit[i] else {}), **(base[i] if base else {}),
-                            **(gains[i] if gains else {}), **(esc[i].row_fields() if esc and esc[i] else {})})
+                            **(gains[i] if gains else {}), **(esc[i].row_fields() if esc and esc[i] else {}), **adhoc})
             for i, o in enumerate(outcomes)]
     if out:
         added = append_rows(out, rows)
