@@ -114,3 +114,23 @@ def test_escalation_reruns_from_the_store_and_skips_rows_not_flagged(tiny_model,
     again, = escalate(tiny_model, suite, data, outs, checks=trusted, store=store, force=True, square_queries=50,
                       apgd_iters=5)
     assert torch.equal(again.robust, first.robust)
+
+
+def test_bench_with_escalate_keeps_both_numbers_in_the_row(tiny_model, setup, tmp_path):
+    """bench(escalate=True) on a defended model (input quantization around the tiny CNN): the row keeps the
+    suite's robust_acc, adds escalated_robust_acc from transfer off the undefended base, and validates."""
+    from symbench.bench.run.evaluate import bench
+    from symbench.bench.run.records import validate_row
+    from symbench.models.defenses import QuantizeDefense
+
+    root, _, base_acc = setup
+    data = make_data(n=100)
+    model = QuantizeDefense(tiny_model, levels=5).eval()
+    rows = bench("tiny+quantize_defense", str(root / "trap.toml"), model=model, data=data,
+                 store=str(tmp_path / "store"), progress=False, escalate=True)
+    r = rows[0]
+    validate_row(r)
+    assert r["verdict"] == "suspect" and r["escalation"]["surrogate"] == "base"
+    assert r["escalated_robust_acc"] < r["robust_acc"] - 0.1
+    assert r["escalation"]["broken_by"]["transfer:apgd_ce"] > 0
+    assert r["draws_k"] == 1 and r["robust_acc_expected"] == r["robust_acc"]

@@ -61,8 +61,8 @@ class EpsOutcome:
 
     @property
     def robust_acc_expected(self) -> float:
-        """Expected single-draw accuracy at each example's worst adversarial example (an upper bound: the
-        cascade stops attacking an example once every draw is fooled)."""
+        """Expected single-draw accuracy at each example's worst adversarial example found (an upper
+        bound: the cascade stops attacking an example at its first fooled draw)."""
         return (self.p_robust if self.p_robust is not None else self.robust.float()).mean().item()
 
     def per_attack_acc(self) -> dict[str, float]:
@@ -339,9 +339,11 @@ def _attack_batch(counted: CountingModel, attacks, specs, x, y, clean: torch.Ten
     """Cascade over one batch: each attack only sees the examples every earlier attack failed on.
 
     With ``draws`` k > 1 (a randomized model) each adversarial example is judged on k fresh draws: an
-    example stays robust only while every draw classifies it correctly, and stays in the cascade until
-    every draw is fooled, so ``p_correct`` (the share of draws correct at its worst adversarial example)
-    gives the expected single-draw accuracy. With k = 1 both rules are the plain cascade.
+    example stays robust (and in the cascade) only while every draw classifies it correctly.
+    ``p_correct`` is the share of draws correct at its worst adversarial example found, so its mean is
+    the expected single-draw accuracy, an upper bound (an example leaves the cascade at its first
+    fooled draw; attacking on until every draw is fooled cost every attack on nearly every example of a
+    noisy defense). With k = 1 this is the plain cascade.
     """
     t0 = time.time()
     f0, b0 = counted.n_forward, counted.n_backward
@@ -349,7 +351,7 @@ def _attack_batch(counted: CountingModel, attacks, specs, x, y, clean: torch.Ten
     p = (p_clean if p_clean is not None else clean.float()).clone().to(y.device)
     after, broken_by = {}, [None] * len(y)
     for ai, (atk, spec) in enumerate(zip(attacks, specs)):
-        idx = (p > 0).nonzero().flatten()
+        idx = robust.nonzero().flatten()
         if len(idx):
             x_adv = atk(counted, x[idx], y[idx], eps, seed=_seed(seed, ai))
             frac = correct_fraction(counted, x_adv, y[idx], draws)
