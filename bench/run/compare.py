@@ -32,7 +32,8 @@ class RowComparison:
 
     def sentence(self) -> str:
         s = self.stats
-        what = f"{self.metric} accuracy at {self.threat} eps {self.eps_display} ({self.suite}, n={s.n})"
+        at = f" at {self.threat} eps {self.eps_display}" if self.metric == "robust" else ""
+        what = f"{self.metric} accuracy{at} ({self.suite}, n={s.n})"
         if not s.significant:
             return (f"No significant difference in {what}: {self.model_a} {s.acc_a:.1%} vs {self.model_b} "
                     f"{s.acc_b:.1%}, difference {s.diff:+.1%} [{s.diff_low:+.1%}, {s.diff_high:+.1%}], "
