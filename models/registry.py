@@ -190,24 +190,31 @@ def register_model(name: str | None = None, *, aliases: tuple[str, ...] = (), **
     return deco
 
 
+def load_plugins(group: str, handle: Callable[[Any, Any], None], what: str = "entry point") -> None:
+    """Load every entry point of ``group`` and pass ``(ep, obj)`` to ``handle``; a broken plugin only warns."""
+    for ep in metadata.entry_points(group=group):
+        try:
+            handle(ep, ep.load())
+        except Exception as err:  # noqa: BLE001  (one broken plugin must not break every other name)
+            log.warning("%s %s (%s) failed to load: %s", what, ep.name, ep.value, err)
+
+
 def _load_entry_points() -> None:
-    """Import third-party registrations once (group ``symbench.models``); a broken one only warns."""
+    """Import third-party registrations once (group ``symbench.models``)."""
     global _entry_points_loaded
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+
+    def handle(ep, obj):
         before = set(_REGISTRY)
-        try:
-            obj = ep.load()
-            if callable(obj):
-                obj()
-        except Exception as err:
-            log.warning("entry point %s (%s) failed to load: %s", ep.name, ep.value, err)
-            continue
+        if callable(obj):
+            obj()
         for key in set(_REGISTRY) - before:
             if _REGISTRY[key].card.source == "symbench":
                 _REGISTRY[key].card = replace(_REGISTRY[key].card, source=f"entry_point:{ep.value}")
+
+    load_plugins(ENTRY_POINT_GROUP, handle)
 
 
 def _ensure_loaded() -> None:

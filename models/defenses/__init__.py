@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from fractions import Fraction
-from importlib import metadata
 from typing import Any
 
 from symbench.models.defenses.base import DeclaredDefense, Defense, count_passes, declares_defense, find_defense, unwrap
@@ -50,27 +49,27 @@ for _cls in (EquivarianceDefense, InvarianceDefense, NoiseDefense, QuantizeDefen
 
 
 def _load_entry_points() -> None:
-    """Import third-party defenses once (group ``symbench.defenses``); a broken one only warns."""
+    """Import third-party defenses once (group ``symbench.defenses``)."""
+    from symbench.models.registry import load_plugins
+
     global _entry_points_loaded
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+
+    def handle(ep, obj):
         before = dict(DEFENSES)
-        try:
-            obj = ep.load()
-            if isinstance(obj, type) and issubclass(obj, Defense):
-                register_defense(obj)
-            elif callable(obj):
-                obj()
-            else:
-                raise TypeError(f"expected a Defense subclass or a register function, got {type(obj).__name__}")
-        except Exception as err:  # noqa: BLE001  (one broken plugin must not break every defended name)
-            log.warning("defense entry point %s (%s) failed to load: %s", ep.name, ep.value, err)
-            continue
+        if isinstance(obj, type) and issubclass(obj, Defense):
+            register_defense(obj)
+        elif callable(obj):
+            obj()
+        else:
+            raise TypeError(f"expected a Defense subclass or a register function, got {type(obj).__name__}")
         for key, cls in DEFENSES.items():
             if before.get(key) is not cls:
                 DEFENSE_SOURCES[key] = f"entry_point:{ep.value}"
+
+    load_plugins(ENTRY_POINT_GROUP, handle, "defense entry point")
 
 
 def defense_source(name: str) -> str:
