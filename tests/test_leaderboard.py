@@ -150,6 +150,23 @@ def test_append_waits_for_another_writer_and_keeps_both_rows(tmp_path):
     assert [r["model"] for r in read_rows(path)] == ["a", "b"]
 
 
+def test_a_rerun_under_newer_checks_supersedes_the_old_verdict(tmp_path):
+    """The same measurement judged by the same checks is appended once; judged by a newer check set (another
+    checks_id) it is a new row, and the page shows the newer verdict (same n, appended last)."""
+    from symbench.bench.checks import checks_id
+    from symbench.bench.run.records import append_rows, read_rows
+
+    path = tmp_path / "rows.jsonl"
+    old = fake_row("m")  # a row from before checks_id existed
+    new = fake_row("m", verdict="suspect", checks={"apgd_not_stronger": {"status": "fail", "detail": "APGD broke"}},
+                   checks_id=checks_id({"apgd_not_stronger": 1}))
+    assert append_rows(path, [old]) == 1 and append_rows(path, [old]) == 0
+    assert append_rows(path, [new]) == 1 and append_rows(path, [new]) == 0
+    shown, hidden = lb_boards.pick_rows(read_rows(path))
+    assert [r["verdict"] for r in shown] == ["suspect"] and hidden == 1
+    assert checks_id({"a": 1, "b": 2}) == checks_id({"b": 2, "a": 1}) != checks_id({"a": 1, "b": 3})
+
+
 STANDARD = [("baseline_cnn10_pgdat", 0.615, 0.285, 0.40), ("baseline_cnn10_at", 0.65, 0.30, 0.485),
             ("equivariant10", 0.78, 0.01, 0.05), ("baseline_cnn4", 0.815, 0.0, 0.025)]
 

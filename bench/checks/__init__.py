@@ -331,6 +331,15 @@ def verdict_of(checks: dict) -> str:
     return "suspect" if any(failed(c) for c in checks.values()) else "trusted"
 
 
+def checks_id(versions: dict[str, int]) -> str:
+    """A short digest of the check set (names and versions) that judged a row. It is part of a row's key, so
+    rerunning a measurement under newer checks appends a row that supersedes the old verdict on the page."""
+    import hashlib
+
+    text = ",".join(f"{k}={v}" for k, v in sorted(versions.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def row_checks(cached: dict, outcome) -> dict:
     """``cached`` (a run's checks record) for one row: per-row checks replaced by that row's own result and
     the verdict recomputed, so a row is judged by its own eps (``apgd_not_stronger`` per row)."""
@@ -344,7 +353,8 @@ def row_checks(cached: dict, outcome) -> dict:
         rows = c.get("rows")
         checks[name] = dict(rows[group]) if rows and group in rows else {"status": c["status"], "detail": c["detail"]}
     out = {k: v for k, v in cached.items() if k != "check_versions"}
-    return {**out, "checks": checks, "verdict": verdict_of(checks)}
+    return {**out, "checks": checks, "verdict": verdict_of(checks),
+            "checks_id": checks_id(cached.get("check_versions") or {n: 1 for n in cached["checks"]})}
 
 
 def _valid_cache(rec: dict) -> None:

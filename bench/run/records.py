@@ -18,8 +18,9 @@ from symbench.bench.suites import Suite, eps_display
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = package_file("symbench.leaderboard", "schema.json")
-# what makes two rows "the same measurement": appending it again is a no-op
-ROW_KEY = ("model", "ckpt_sha256", "suite_id", "threat", "eps", "variant", "n", "seed", "data_sha256")
+# what makes two rows "the same measurement": appending it again is a no-op. checks_id (the check set that
+# judged the row; absent on rows from before issue 17) lets a rerun under newer checks supersede an old verdict.
+ROW_KEY = ("model", "ckpt_sha256", "suite_id", "threat", "eps", "variant", "n", "seed", "data_sha256", "checks_id")
 
 
 def toolkit_versions() -> dict[str, str]:
