@@ -18,7 +18,8 @@ from pathlib import Path
 
 from symbench.bench.run.stats import accuracy_interval
 from symbench.leaderboard.cards import model_params
-from symbench.leaderboard.rows import _is_attack, _is_clever, _is_corrupted_adv, _is_corruption, _variant, failing_checks, fgsm_alone
+from symbench.leaderboard.rows import (_is_attack, _is_clever, _is_corrupted_adv, _is_corruption, _variant, curve_basis,
+                                       curve_rows, failing_checks, fgsm_alone, seed_pgd)
 from symbench.leaderboard.sections import corruption_summary, seed_corrupted_means
 from symbench.leaderboard.tables import Cell, Col, Table, num, pct
 
@@ -263,22 +264,22 @@ def threat_board(rows: list[dict], refs: list[dict], cards: dict, pages: set[str
 
 
 def eps_board(rows: list[dict], cards: dict, pages: set[str], plots: list[Path]) -> Board:
-    """Suite `paper`: accuracy vs eps, one row per model, a column per eps (seed Figures 1-2)."""
-    paper = [r for r in rows if r["suite"] == "paper" and r["threat"] == "linf" and _is_attack(r)]
-    eps = sorted({round(float(r["eps"]), 9) for r in paper})
+    """Accuracy vs eps, one row per model, a column per eps (seed Figures 1-2), as a worst case: each cell is
+    the ``paper_worst`` row (APGD-CE + APGD-T on top of seed 1's FGSM + PGD-40) where there is one, else the
+    seed-protocol ``paper`` row, marked as an upper bound unless nothing survived it or its spot check passed."""
+    by = curve_rows(rows)
+    eps = sorted({e for rs in by.values() for e in rs})
     head = min(eps, key=lambda e: abs(e - LINF_EPS)) if eps else None
     cols = [Col("rank", True, "rank band at the headline eps (ties where 95% intervals overlap)"), Col("model"),
             Col("group", narrow=False), Col("AT"), Col("clean %", True)]
     for e in eps:
         cols.append(Col(f"eps {e:g}" + (" ★" if e == head else ""), True,
-                        "worst case % over FGSM and PGD-40 (FGSM alone underneath)"
+                        "worst case % over FGSM, PGD-40, APGD-CE and APGD-T (suite paper_worst; the seed's FGSM + "
+                        "PGD-40 number underneath); 'seed protocol ≥' marks a paper-suite cell that is only an upper bound"
                         + ("; the board is ranked by this eps, nearest 8/255" if e == head else ""),
                         narrow=(e == head)))
     cols += [Col("n", True), Col("verdict")]
     t = Table("eps", cols, default_sort=(5 + eps.index(head), "desc") if eps else None)
-    by: dict[str, dict[float, dict]] = {}
-    for r in paper:
-        by.setdefault(r["model"], {})[round(float(r["eps"]), 9)] = r
     models = sorted(by, key=lambda m: -(by[m].get(head) or {}).get("robust_acc", -1))
     vals = []
     for m in models:
@@ -298,15 +299,24 @@ def eps_board(rows: list[dict], cards: dict, pages: set[str], plots: list[Path])
             if r is None:
                 cells.append(Cell("–", float("nan")))
                 continue
-            f = fgsm_alone(r)
+            f, basis, seed = fgsm_alone(r), curve_basis(r), seed_pgd(r)
             c = acc_cell(r["robust_acc"], r["n"], bar=(e == head))
-            if e != head:
-                c.sub = f"(FGSM {100 * f:.1f})" if f is not None else ""
-            else:
-                c.sub += f" (FGSM {100 * f:.1f})" if f is not None else ""
+            under = (f"seed PGD-40 {100 * seed:.1f}" if r["suite"] == "paper_worst" and seed is not None else
+                     f"FGSM {100 * f:.1f}" if f is not None else "")
+            if basis == "seed":
+                c.text = "≥ " + c.text
+                under = "seed protocol: FGSM+PGD-40 only"
+            c.sub = (c.sub + " " if e == head else "") + (f"({under})" if under else "")
+            c.title = (f"suite {r['suite']} n={r['n']}: " + ("worst case over FGSM, PGD-40, APGD-CE, APGD-T" if
+                       r["suite"] == "paper_worst" else "FGSM + PGD-40 (seed protocol)" + (
+                           "; an upper bound: no APGD run on it yet" if basis == "seed" else
+                           "; nothing survived it" if not r["robust_acc"] else "; the APGD spot check passed")))
             cells.append(c)
             rec[f"robust_acc@{e:g}"] = r["robust_acc"]
             rec[f"fgsm_acc@{e:g}"] = f
+            rec[f"seed_pgd_acc@{e:g}"] = seed
+            rec[f"suite@{e:g}"] = r["suite"]
+            rec[f"basis@{e:g}"] = basis
         worst = next((v for v in ("suspect", "unchecked", "trusted") if v in {r.get("verdict") for r in rs.values()}),
                      "unchecked")
         vr = next(r for r in rs.values() if r.get("verdict") == worst) if any(
@@ -314,10 +324,13 @@ def eps_board(rows: list[dict], cards: dict, pages: set[str], plots: list[Path])
         cells += [Cell("/".join(sorted({str(r["n"]) for r in rs.values()})), any_row["n"]), verdict_cell(vr)]
         rec["verdict"] = worst
         t.add(cells, cls=worst, attrs=_attrs(m, vr, cards), record=rec)
-    return Board("eps", "Robustness vs eps", "How fast does accuracy fall as eps grows (Linf, suite `paper`)?",
-                 "One row per model, a column per eps: the per-example worst case over FGSM and PGD-40 "
-                 "(FGSM alone underneath), as the seed's Figures 1-2 plot it. Ranked at the eps nearest 8/255 (★), "
-                 "with rank bands from 95% intervals. The plots draw the same rows.", t, plots,
+    return Board("eps", "Robustness vs eps", "How fast does accuracy fall as eps grows (Linf)?",
+                 "One row per model, a column per eps: the per-example worst case over seed 1's FGSM and PGD-40 and "
+                 "AutoAttack's APGD-CE and APGD-T (suite `paper_worst`; the seed's FGSM + PGD-40 number underneath). "
+                 "Where a model has only the seed-protocol `paper` row, its cell is that number, exact when nothing "
+                 "survived it or the APGD spot check passed, else marked '≥' (an upper bound). Ranked at the eps "
+                 "nearest 8/255 (★), with rank bands from 95% intervals. The plots draw the same rows; the seed's "
+                 "own protocol stays on the Seed claims tab.", t, plots,
                  headline=f"eps {head:g}" if head is not None else "")
 
 
@@ -503,6 +516,16 @@ def clever_board(rows: list[dict], cards: dict, pages: set[str], plots: list[Pat
                  "rough ordering beside the attack boards, never instead of them.", t, plots, headline=f"{first} median")
 
 
+def defense_gain(r: dict) -> tuple[float, float, float, float | None, bool]:
+    """(gain, low, high, McNemar p, paired) of a defended row over its base: the row's paired ``defense_gain``
+    (same examples, bench/checks/gain.py) when it has one, else Newcombe's unpaired interval without a p-value."""
+    g = r.get("defense_gain")
+    if g:
+        return g["diff"], g["low"], g["high"], g["p_value"], True
+    gain = r["robust_acc"] - r["base_robust_acc"]
+    return (gain, *diff_interval(r["robust_acc"], r["n"], r["base_robust_acc"], r["n"]), None, False)
+
+
 def defense_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
     """Test-time defenses: the defended model vs its undefended base under the same adaptive suite."""
     rs = [r for r in rows if _is_attack(r) and r.get("base_model") and r.get("base_robust_acc") is not None]
@@ -510,8 +533,9 @@ def defense_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
                            Col("base model", narrow=False), Col("clean %", True, "defended (base underneath)"),
                            Col("robust %", True, "defended, per-example worst case over the adaptive suite"),
                            Col("base robust %", True, "the undefended base under the same suite", narrow=False),
-                           Col("gain (pp)", True, "defended minus base robust accuracy, 95% interval underneath "
-                               "(Newcombe, unpaired: conservative, the two runs share their examples)"),
+                           Col("gain (pp)", True, "defended minus base robust accuracy on the same examples: 95% "
+                               "interval and McNemar p-value underneath (rows from before the paired gain: Newcombe, "
+                               "unpaired)"),
                            Col("verdict"), Col("n", True), Col("suite", narrow=False)],
               default_sort=(4, "desc"))
     rs = sorted(rs, key=lambda r: -r["robust_acc"])
@@ -519,23 +543,26 @@ def defense_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
     for r, v, band in zip(rs, vals, rank_bands(vals)):
         m = r["model"]
         tied = [x["model"] for x, v2 in zip(rs, vals) if x is not r and v2[1] <= v[2] and v2[2] >= v[1]]
-        gain = r["robust_acc"] - r["base_robust_acc"]
-        lo, hi = diff_interval(r["robust_acc"], r["n"], r["base_robust_acc"], r["n"])
+        gain, lo, hi, p, paired = defense_gain(r)
         clean = acc_cell(r["clean_acc"], r["n"], bar=False)
         clean.sub = f"(base {100 * r['base_clean_acc']:.1f})" if r.get("base_clean_acc") is not None else ""
         t.add([rank_cell(band, tied), model_cell(m, pages), model_cell(r["base_model"], pages), clean,
                acc_cell(r["robust_acc"], r["n"]), acc_cell(r["base_robust_acc"], r["n"], bar=False),
-               Cell(f"{100 * gain:+.1f}", round(100 * gain, 4), sub=f"[{100 * lo:+.1f} to {100 * hi:+.1f}]",
-                    title="the interval contains 0: no evidence the defense helps" if lo <= 0 <= hi else
-                    "the interval excludes 0"),
+               Cell(f"{100 * gain:+.1f}", round(100 * gain, 4),
+                    sub=f"[{100 * lo:+.1f} to {100 * hi:+.1f}]" + (f" p={p:.2g}" if p is not None else "")
+                    + ("" if lo > 0 or hi < 0 else " no significant gain"),
+                    title=("paired on the same examples, exact McNemar p-value" if paired else
+                           "unpaired (Newcombe): this row predates the paired gain; rerun it for the paired test")
+                    + ("; the interval contains 0: no significant gain" if lo <= 0 <= hi else "; the interval excludes 0")),
                verdict_cell(r), n_cell(r), Cell(r["suite"], title=f"{r['suite_id']}; {_cascade(r)}")],
               cls=r.get("verdict", ""), attrs=_attrs(m, r, cards),
               record={"rank_best": band[0], "rank_worst": band[1], "model": m, "base_model": r["base_model"],
                       "clean_acc": r["clean_acc"], "base_clean_acc": r.get("base_clean_acc"),
                       "robust_acc": r["robust_acc"], "base_robust_acc": r["base_robust_acc"], "gain": gain,
-                      "gain_low": lo, "gain_high": hi, "n": r["n"], "suite_id": r["suite_id"],
+                      "gain_low": lo, "gain_high": hi, "gain_p_value": p, "gain_paired": paired, "n": r["n"], "suite_id": r["suite_id"],
                       "verdict": r.get("verdict"), "attacks": r.get("attacks"), "base_attacks": r.get("base_attacks")})
     return Board("defenses", "Defenses", "Does a test-time defense add robustness over its undefended base?",
                  "Each defended model beside its base under the same `adaptive` suite (BPDA, EOT, attacks aimed at the "
-                 "defense, transfer from the base), same examples. The gain's interval is unpaired (conservative); "
-                 "an interval that contains 0 is no evidence the defense helps.", t, headline="robust %")
+                 "defense, transfer from the base), same examples. The gain is the paired per-example difference with "
+                 "its 95% interval and exact McNemar p-value (older rows: Newcombe's unpaired interval, said so on "
+                 "hover); an interval that contains 0 reads 'no significant gain'.", t, headline="robust %")

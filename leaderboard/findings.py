@@ -151,3 +151,57 @@ def update_readme(findings: dict, path: str | Path) -> bool:
     if new != text:
         path.write_text(new)
     return new != text
+
+
+def board(findings: dict, pages: set[str]):
+    """The findings as a page tab (``boards.Board``): one row per comparison, the orbit table underneath."""
+    from symbench.leaderboard.boards import Board, model_cell
+    from symbench.leaderboard.tables import Cell, Col, Table, pct
+
+    def diff_cell(m: dict) -> Cell:
+        lo, hi = m["diff_interval"]
+        return Cell(f"{100 * m['diff']:+.1f}", round(100 * m["diff"], 4), sub=f"[{100 * lo:+.1f} to {100 * hi:+.1f}]",
+                    title="paired difference on the same examples, 95% interval")
+
+    def acc_pair(m: dict, i: int) -> Cell:
+        lo, hi = m["interval"][i]
+        return Cell(f"{100 * m['acc'][i]:.1f}", round(100 * m["acc"][i], 4), sub=f"[{100 * lo:.1f}–{100 * hi:.1f}]",
+                    ci=(m["acc"][i], lo, hi))
+
+    t = Table("findings", [Col("symmetric (AT)"), Col("plain (AT)"), Col("threat"), Col("eps"), Col("n", True),
+                           Col("robust % sym", True, "95% Wilson interval underneath"),
+                           Col("robust % plain", True, "95% Wilson interval underneath"),
+                           Col("robust diff (pp)", True, "symmetric minus plain on the same examples"),
+                           Col("p", True, "exact McNemar test on the discordant examples"),
+                           Col("clean diff (pp)", True, "clean-accuracy cost of the symmetric model", narrow=False),
+                           Col("reading", narrow=False)])
+    for c in findings.get("comparisons", []):
+        r, k = c["robust"], c["clean"]
+        verdict = "significant" if r["significant"] else "no significant difference"
+        t.add([model_cell(c["pair"][0], pages), model_cell(c["pair"][1], pages), Cell(c["threat"]),
+               Cell(c.get("eps_display") or f"{c['eps']:g}", c["eps"]), Cell(str(c["n"]), c["n"]),
+               acc_pair(r, 0), acc_pair(r, 1), diff_cell(r), Cell(f"{r['p_value']:.2g}", r["p_value"], sub=verdict),
+               diff_cell(k), Cell(r["sentence"], title=c["why"])],
+              attrs={"model": c["pair"][0]},
+              record={"symmetric": c["pair"][0], "plain": c["pair"][1], "threat": c["threat"], "eps": c["eps"],
+                      "n": c["n"], "robust_acc": r["acc"], "robust_diff": r["diff"],
+                      "robust_diff_interval": r["diff_interval"], "robust_p_value": r["p_value"],
+                      "clean_diff": k["diff"], "clean_diff_interval": k["diff_interval"], "clean_p_value": k["p_value"],
+                      "why": c["why"], "rows": c["rows"]})
+    extra = []
+    if findings.get("orbit"):
+        o = Table("findings_orbit", [Col("model"), Col("eps"), Col("n", True), Col("orbit alone %", True),
+                                     Col("attack alone %", True), Col("orbit + attack %", True)])
+        for x in findings["orbit"]:
+            o.add([model_cell(x["model"], pages), Cell(x.get("eps_display") or f"{x['eps']:g}", x["eps"]),
+                   Cell(str(x["n"]), x["n"]), pct(x["orbit_alone"]), pct(x["attack_alone"]), pct(x["orbit_attack"])],
+                  record=dict(x))
+        extra.append(("Across the symmetry orbit", "rot90/flip/zoom copies, then the attack (`paper` rows' orbit "
+                      "column) for the adversarially trained models", o))
+    missing = sorted({f"{m['model']}: {m['how']}" for m in findings.get("missing", [])})
+    note = (f"Suite `{findings['suite']}` (AutoAttack), both models on the same examples, n ≥ {findings['n_required']}: "
+            "accuracies with 95% Wilson intervals, the paired difference with its interval and the exact McNemar "
+            "p-value, from the per-example outcomes in the store (leaderboard/v1/findings.json names the rows and "
+            "the sha256 of each outcome mask).") + (" Not yet measured, so no claim: " + "; ".join(missing)
+                                                    if missing else "")
+    return Board("findings", "AT + symmetry", findings["question"], note, t, extra=extra, headline="robust diff (pp)")

@@ -194,6 +194,11 @@ def collect(rows_path: Path, reference_path: Path, claims_path: Path, plot_dir: 
               eps_board(rows, cards, pages, plots["eps"]), symmetry_board(rows, cards, pages),
               *corruption_boards(rows, cards, pages, claims, plots["corruptions"]),
               clever_board(rows, cards, pages, plots["clever"]), defense_board(rows, cards, pages)]
+    found = rows_path.parent / "findings.json"  # written by `symbench leaderboard findings` from the store
+    if found.is_file():
+        from symbench.leaderboard import findings
+
+        boards.insert(2, findings.board(json.loads(found.read_text()), pages))
     boards = [b for b in boards if any(r.attrs.get("reported") != "1" for r in b.table.rows)]  # a board needs our rows
     if plot_dir is not None:
         for b in boards:

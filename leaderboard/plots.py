@@ -9,7 +9,7 @@ from pathlib import Path
 
 from symbench.bench.run.store import process_umask
 from symbench.leaderboard.cards import _depth
-from symbench.leaderboard.rows import _is_attack, _is_clever, _is_corruption, fgsm_alone
+from symbench.leaderboard.rows import _is_clever, _is_corruption, curve_basis, curve_rows, fgsm_alone
 from symbench.leaderboard.sections import corruption_summary, reference_picks
 
 log = logging.getLogger("symbench.leaderboard")
@@ -76,22 +76,21 @@ def _line_styles(models: list[str], cards: dict, plt) -> dict[str, dict]:
 
 
 def plot_robust_vs_eps(rows: list[dict], refs: list[dict], claims: dict, cards: dict, out_dir: Path) -> list[Path]:
-    """Seed Figures 1-2 redone: accuracy vs eps per model (`paper` suite), one figure per depth.
+    """Seed Figures 1-2 redone: accuracy vs eps per model, one figure per depth.
 
-    Left panel FGSM alone, right panel the per-example worst case over FGSM and PGD. Each figure
+    Left panel FGSM alone, right panel the per-example worst case (``curve_rows``: paper_worst's FGSM, PGD-40,
+    APGD-CE and APGD-T where measured, else the seed's FGSM + PGD-40, hollow where that is only an upper bound). Each figure
     also shows the adversarially trained models, RobustBench's reported 8/255 references (stars) and
     the seed paper's claims (hollow diamonds in the colour of the model they are claimed for).
     """
-    paper = [r for r in rows if r["suite"] == "paper" and r["threat"] == "linf" and _is_attack(r)]
-    if not paper:
-        log.info("no rows of suite 'paper' yet: skipping the accuracy-vs-eps plots")
+    curves = curve_rows(rows)
+    if not curves:
+        log.info("no rows of suite 'paper' or 'paper_worst' yet: skipping the accuracy-vs-eps plots")
         return []
     plt = _plt()
     from matplotlib.lines import Line2D
 
-    by_model: dict[str, list[dict]] = {}
-    for r in paper:
-        by_model.setdefault(r["model"], []).append(r)
+    by_model = {m: list(rs.values()) for m, rs in curves.items()}
     groups: dict[str, list[str]] = {}
     for m in sorted(by_model):
         d = _depth(m, cards)
@@ -120,6 +119,10 @@ def plot_robust_vs_eps(rows: list[dict], refs: list[dict], claims: dict, cards: 
                 axes[0].plot([e for e, v in zip(eps, f) if v is not None], [100 * v for v in f if v is not None],
                              marker="o", ms=3, **style)
             axes[1].plot(eps, [100 * r["robust_acc"] for r in rs], marker="o", ms=3, **style)
+            upper = [r for r in rs if curve_basis(r) == "seed"]  # FGSM + PGD-40 only: an upper bound, drawn hollow
+            if upper:
+                axes[1].plot([r["eps"] for r in upper], [100 * r["robust_acc"] for r in upper], marker="o", ms=6,
+                             ls="none", mfc="white", mec=style["color"])
             label = m + (" (AT)" if _is_at(m, cards) else "") + ("" if m in models else ", other depth")
             handles.append(Line2D([], [], marker="o", ms=3, label=label, **style))
             cs = claim_by_model.get(m, [])
@@ -139,14 +142,16 @@ def plot_robust_vs_eps(rows: list[dict], refs: list[dict], claims: dict, cards: 
         n = sorted({r["n"] for m in shown for r in by_model[m]})
         handles.insert(0, Line2D([], [], marker="o", ms=3, color="0.3", ls="-",
                                  label=f"dots: measured here (n={'/'.join(map(str, n))}); dashed line: adversarially trained"))
+        handles.insert(1, Line2D([], [], marker="o", ms=6, mfc="white", mec="0.3", ls="none",
+                                 label="hollow: seed protocol only (FGSM + PGD-40), an upper bound"))
         axes[0].set_title("FGSM alone")
-        axes[1].set_title("worst case per example (FGSM, PGD-40)")
+        axes[1].set_title("worst case per example (FGSM, PGD-40, APGD-CE, APGD-T)")
         for ax in axes:
             ax.set_xlabel("eps (Linf, [0,1] pixel scale)")
             ax.set_ylim(0, 100)
         axes[0].set_ylabel("accuracy (%)")
         fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=7.5, frameon=False)
-        fig.suptitle(f"CIFAR-10, suite paper, {gname.replace('layer', '-layer models')} (n={'/'.join(map(str, n))})")
+        fig.suptitle(f"CIFAR-10, suites paper_worst / paper, {gname.replace('layer', '-layer models')} (n={'/'.join(map(str, n))})")
         path = out_dir / f"robust_vs_eps_{gname}.png"
         _save(fig, path)
         paths.append(path)
@@ -157,15 +162,14 @@ def plot_model_curves(model: str, rows: list[dict], claims: dict, out_dir: Path)
     """One model's accuracy vs eps (suite `paper`): FGSM alone and the worst case, each with its 95% band."""
     from symbench.bench.run.stats import accuracy_interval
 
-    rs = sorted([r for r in rows if r["model"] == model and r["suite"] == "paper" and r["threat"] == "linf"
-                 and _is_attack(r)], key=lambda r: r["eps"])
+    rs = sorted(curve_rows([r for r in rows if r["model"] == model]).get(model, {}).values(), key=lambda r: r["eps"])
     if not rs:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     eps = [r["eps"] for r in rs]
     for label, values, color in (("FGSM alone", [fgsm_alone(r) for r in rs], "tab:blue"),
-                                 ("worst case (FGSM, PGD-40)", [r["robust_acc"] for r in rs], "tab:red")):
+                                 ("worst case (FGSM, PGD-40, APGD where run)", [r["robust_acc"] for r in rs], "tab:red")):
         pts = [(e, v, r["n"]) for e, v, r in zip(eps, values, rs) if v is not None]
         if not pts:
             continue

@@ -110,6 +110,37 @@ def fgsm_alone(r: dict) -> float | None:
     return None
 
 
+CURVE_SUITES = ("paper_worst", "paper")  # the worst-case curve first, then seed 1's FGSM + PGD-40 protocol
+
+
+def curve_basis(r: dict) -> str:
+    """What a robustness-vs-eps point is: ``worst`` (APGD-CE + APGD-T included, or nothing survived, or the
+    stronger-attack spot check passed on it) or ``seed`` (FGSM + PGD-40 only: an upper bound)."""
+    if r["suite"] == "paper_worst" or not r.get("robust_acc"):
+        return "worst"
+    spot = (r.get("checks") or {}).get("apgd_not_stronger") or {}
+    return "worst" if spot.get("status") == "pass" else "seed"
+
+
+def curve_rows(rows: list[dict]) -> dict[str, dict[float, dict]]:
+    """model -> Linf eps -> the row its robustness-vs-eps curve draws: the worst-case suite ``paper_worst``
+    where the model has it at that eps (largest n), else the seed-protocol ``paper`` row (``curve_basis``)."""
+    out: dict[str, dict[float, dict]] = {}
+    rank = {s: i for i, s in enumerate(CURVE_SUITES)}
+    for r in rows:
+        if r["suite"] not in rank or r["threat"] != "linf" or not _is_attack(r):
+            continue
+        cur = out.setdefault(r["model"], {}).get(e := round(float(r["eps"]), 9))
+        if cur is None or (rank[r["suite"]], -r["n"]) < (rank[cur["suite"]], -cur["n"]):
+            out[r["model"]][e] = r
+    return out
+
+
+def seed_pgd(r: dict) -> float | None:
+    """Accuracy after seed 1's FGSM + PGD-40 within a row's cascade (the ``paper`` number on the same examples)."""
+    return next((a["acc_after"] for a in r.get("attacks") or [] if a["label"].startswith("art_pgd")), None)
+
+
 def failing_checks(r: dict) -> list[tuple[str, str]]:
     return [(k, c.get("detail", "")) for k, c in sorted((r.get("checks") or {}).items()) if c.get("status") == "fail"]
 

@@ -81,6 +81,39 @@ def test_defense_gain_interval_is_newcombes():
     assert rec["gain"] == pytest.approx(0.02) and rec["gain_low"] < 0 < rec["gain_high"]  # no evidence it helps
 
 
+def test_defense_gain_is_paired_when_the_row_has_it():
+    """A row with the paired gain shows its interval and p-value; 'no significant gain' when the interval holds 0."""
+    g = {"diff": 0.02, "low": -0.03, "high": 0.07, "p_value": 0.69, "significant": False}
+    d = row("m+def", suite="adaptive", robust=0.29, n=100, base_model="m", base_clean_acc=0.64, base_robust_acc=0.27,
+            defense_gain=g)
+    r = lb.defense_board([d], {}, {"m+def", "m"}).table.rows[0]
+    assert (r.record["gain_low"], r.record["gain_high"], r.record["gain_p_value"]) == (-0.03, 0.07, 0.69)
+    assert r.record["gain_paired"] and "no significant gain" in " ".join(c.sub for c in r.cells)
+    sig = dict(g, diff=0.10, low=0.04, high=0.16, p_value=0.001, significant=True)
+    r = lb.defense_board([dict(d, defense_gain=sig)], {}, {"m+def", "m"}).table.rows[0]
+    assert "no significant gain" not in " ".join(c.sub for c in r.cells)
+
+
+def test_eps_curve_is_the_worst_case_where_measured_and_marks_upper_bounds():
+    """paper_worst replaces the seed-protocol paper row at its eps; a paper row with survivors and no passing
+    APGD spot check is shown as an upper bound ('≥'); one that nothing survived is exact."""
+    seed = [{"label": "art_fgsm", "acc_after": 0.5}, {"label": "art_pgd[steps=40]", "acc_after": 0.38}]
+    worst = seed + [{"label": "apgd_ce", "acc_after": 0.35}, {"label": "apgd_t", "acc_after": 0.34}]
+    rows = [row("at", suite="paper", eps=0.03, robust=0.38, n=1000, attacks=seed),
+            row("at", suite="paper_worst", eps=0.03, robust=0.34, n=200, attacks=worst),
+            row("at", suite="paper", eps=0.01, robust=0.52, n=1000, attacks=seed),
+            row("plain", suite="paper", eps=0.03, robust=0.0, n=1000, attacks=seed),
+            row("plain", suite="paper", eps=0.01, robust=0.02, n=1000, attacks=seed,
+                checks={"apgd_not_stronger": {"status": "pass", "detail": "ok"}})]
+    b = lb.eps_board(rows, {}, {"at", "plain"}, [])
+    rec = {r.record["model"]: r.record for r in b.table.rows}
+    assert rec["at"]["robust_acc@0.03"] == 0.34 and rec["at"]["suite@0.03"] == "paper_worst"
+    assert rec["at"]["seed_pgd_acc@0.03"] == 0.38
+    assert rec["at"]["basis@0.01"] == "seed" and rec["plain"]["basis@0.01"] == rec["plain"]["basis@0.03"] == "worst"
+    texts = {r.record["model"]: [c.text for c in r.cells] for r in b.table.rows}
+    assert any(t.startswith("≥") for t in texts["at"]) and not any(t.startswith("≥") for t in texts["plain"])
+
+
 def test_validity_counts_only_rows_that_carry_checks():
     rows = [row("a"), row("b", verdict="suspect", checks={"x": {"status": "fail", "detail": "d"}}),
             row("c", suite="corruptions", threat="corruptions", eps=0.0, checks={}, verdict="unchecked",

@@ -41,3 +41,28 @@ def test_shipped_spec_pairs_matched_models():
     for p in spec["pairs"]:
         a, b = (sum(t.numel() for t in create_model(m).parameters()) for m in (p.symmetric, p.plain))
         assert 1 / 1.5 <= a / b <= 1.5, (p, a, b)   # the issue's matched-parameter rule
+
+
+def test_findings_become_a_tab_of_the_page(tmp_path):
+    """A findings.json beside the rows is a board of the page: its comparison, numbers and sentence, and the
+    missing pairs named as not measured."""
+    import json
+
+    from symbench.leaderboard import page as lb_page
+
+    m = {"acc": [0.235, 0.302], "interval": [[0.21, 0.262], [0.274, 0.331]], "diff": -0.067,
+         "diff_interval": [-0.094, -0.040], "p_value": 9.4e-7, "significant": True, "discordant": [59, 126],
+         "mask_sha256": ["a", "b"], "sentence": "plain is better than sym."}
+    found = {"question": "Does it help?", "suite": "standard", "n_required": 1000,
+             "comparisons": [{"pair": ["sym", "plain"], "why": "matched", "threat": "linf", "eps": 8 / 255,
+                              "eps_display": "8/255", "n": 1000, "rows": [], "robust": m, "clean": m}],
+             "missing": [{"model": "other", "pair": ["other", "plain"], "how": "symbench bench --model other"}],
+             "orbit": []}
+    rows = tmp_path / "v1" / "rows.jsonl"
+    rows.parent.mkdir()
+    rows.write_text("")
+    (rows.parent / "findings.json").write_text(json.dumps(found))
+    res = lb_page.build(rows, plots=False)
+    html, md = res.html.read_text(), res.readme.read_text()
+    assert 'id="findings"' in html and "plain is better than sym." in html
+    assert "-6.7" in md and "9.4e-07" in md and "symbench bench --model other" in md
