@@ -47,17 +47,21 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
     from symbench.leaderboard.publish import suite_n
 
     spec = spec or load_spec()
-    suite, min_n = spec["suite"], spec.get("n") or suite_n(spec["suite"]) or 0
-    out = {"question": spec["question"], "suite": suite, "n_required": min_n, "comparisons": [], "missing": []}
+    suite = spec["suite"]
+    need = spec.get("n") or suite_n(suite) or 0
+    need = dict(need) if isinstance(need, dict) else {"linf": int(need), "l2": int(need)}  # per threat
+    min_n = max(need.values())
+    out = {"question": spec["question"], "suite": suite, "n_required": min_n, "n_required_by_threat": need,
+           "comparisons": [], "missing": []}
     for pair in spec["pairs"]:
         a, b = matching_rows(rows, pair.symmetric, suite), matching_rows(rows, pair.plain, suite)
         for model, got in ((pair.symmetric, a), (pair.plain, b)):
-            if not any(r["n"] >= min_n for r in got.values()):
+            if not any(r["n"] >= need.get(r["threat"], min_n) for r in got.values()):
                 out["missing"].append({"model": model, "pair": [pair.symmetric, pair.plain],
                                        "how": f"symbench bench --model {model} --suite {suite} --n {min_n}"})
         for key in sorted(set(a) & set(b)):
             ra, rb = a[key], b[key]
-            if min(ra["n"], rb["n"]) < min_n:
+            if min(ra["n"], rb["n"]) < need.get(ra["threat"], min_n):
                 continue
             entry = {"pair": [pair.symmetric, pair.plain], "why": pair.why, "threat": ra["threat"], "eps": ra["eps"],
                      "eps_display": ra.get("eps_display"), "n": ra["n"],
@@ -98,6 +102,11 @@ def _orbit_of_at_models(rows: list[dict], spec: dict) -> list[dict]:
              "attack_alone": r["orbit"]["robust_acc_no_orbit"]} for _, r in sorted(best.items())]
 
 
+def _n_text(findings: dict) -> str:
+    by = findings.get("n_required_by_threat")
+    return ", ".join(f"{n} ({t})" for t, n in by.items()) if by else str(findings["n_required"])
+
+
 def write(findings: dict, path: str | Path) -> Path:
     from symbench.bench.run.store import atomic_write_text
 
@@ -109,7 +118,7 @@ def write(findings: dict, path: str | Path) -> Path:
 def markdown(findings: dict) -> str:
     """The findings as a README/page section: one honest sentence per comparison, then what is missing."""
     lines = [f"**Question:** {findings['question']}", "",
-             f"Suite `{findings['suite']}` (AutoAttack), paired on the same examples, n ≥ {findings['n_required']}; "
+             f"Suite `{findings['suite']}` (AutoAttack), paired on the same examples, n ≥ {_n_text(findings)}; "
              "95% Wilson intervals, paired difference with its interval, exact McNemar test.", ""]
     if findings["comparisons"]:
         lines += ["| symmetric (AT) | plain (AT) | threat | eps | n | robust | robust diff [95%] | p | clean diff [95%] | p |",
@@ -199,7 +208,7 @@ def board(findings: dict, pages: set[str]):
         extra.append(("Across the symmetry orbit", "rot90/flip/zoom copies, then the attack (`paper` rows' orbit "
                       "column) for the adversarially trained models", o))
     missing = sorted({f"{m['model']}: {m['how']}" for m in findings.get("missing", [])})
-    note = (f"Suite `{findings['suite']}` (AutoAttack), both models on the same examples, n ≥ {findings['n_required']}: "
+    note = (f"Suite `{findings['suite']}` (AutoAttack), both models on the same examples, n ≥ {_n_text(findings)}: "
             "accuracies with 95% Wilson intervals, the paired difference with its interval and the exact McNemar "
             "p-value, from the per-example outcomes in the store (leaderboard/v1/findings.json names the rows and "
             "the sha256 of each outcome mask).") + (" Not yet measured, so no claim: " + "; ".join(missing)
