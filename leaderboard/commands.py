@@ -1,4 +1,4 @@
-"""CLI: ``symbench leaderboard build|validate`` (symbench/cli.py adds ``add`` and ``refresh``).
+"""CLI: ``symbench leaderboard build|validate|audit`` (symbench/cli.py adds ``add`` and ``refresh``).
 
 Library modules are imported inside the commands: building the parser must not import torch.
 """
@@ -49,6 +49,24 @@ def _cmd_validate(args) -> int:
     return 1 if bad else 0
 
 
+def _cmd_audit(args) -> int:
+    import json
+
+    from symbench.leaderboard.audit import audit, summary
+    from symbench.leaderboard.rows import read_jsonl
+
+    entries = audit(read_jsonl(Path(args.rows) if args.rows else published_rows()))
+    shown = [e for e in entries if args.all or e["status"] in ("unaudited", "failed")]
+    if args.format == "json":
+        print(json.dumps(shown, indent=1))
+    else:
+        for e in shown:
+            print(f"{e['status']:13s} {e['model']:32s} {e['suite']:12s} {e['threat']:5s} {e['eps']:>7} n={e['n']:<5d} "
+                  f"{100 * e['robust_acc']:5.1f}%  {e['detail']}")
+        print(summary(entries))
+    return 1 if any(e["status"] == "unaudited" for e in entries) else 0
+
+
 def add_leaderboard_commands(sub):
     """Register ``symbench leaderboard build|validate``; returns the ``leaderboard`` subparsers for more."""
     p = sub.add_parser("leaderboard", help="build the leaderboard pages from rows, or validate rows")
@@ -69,4 +87,10 @@ def add_leaderboard_commands(sub):
     s.add_argument("--append-only", action="store_true", help="also check the files only grew since --base")
     s.add_argument("--base", default="HEAD", help="git revision for --append-only (default HEAD)")
     s.set_defaults(func=_cmd_validate)
+    s = lsub.add_parser("audit", help="list trusted rows that could sit >2 points above APGD-CE + APGD-T (exit 1 "
+                                      "while any is unaudited)")
+    s.add_argument("--rows", help="rows file (default: the published leaderboard/v1/rows.jsonl)")
+    s.add_argument("--all", action="store_true", help="list every trusted attack row, not only the unaudited ones")
+    s.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    s.set_defaults(func=_cmd_audit)
     return lsub

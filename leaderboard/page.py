@@ -23,6 +23,7 @@ from markupsafe import Markup, escape
 from symbench.leaderboard.boards import (LINF_EPS, L2_EPS, Board, acc_cell, clever_board, corruption_boards,
                                          defense_board, eps_board, model_file, pick_rows, symmetry_board, threat_board,
                                          verdict_cell)
+from symbench.leaderboard.audit import audit as audit_rows, summary as audit_summary
 from symbench.leaderboard.browser import take_full_screenshot
 from symbench.leaderboard.cards import cards_table, model_cards, model_params
 from symbench.leaderboard.claims import CLAIMS_PATH, claims_sentence, claims_table, load_claims, match_claims
@@ -62,6 +63,8 @@ class Page:
     out_dir: Path
     models: list[dict] = field(default_factory=list)
     plots: list[Path] = field(default_factory=list)
+    audit: list[dict] = field(default_factory=list)   # trusted rows not yet shown to hold against APGD
+    audit_sentence: str = ""
 
 
 def _suite_rank(r: dict) -> tuple:
@@ -214,6 +217,7 @@ def collect(rows_path: Path, reference_path: Path, claims_path: Path, plot_dir: 
             if old.name.startswith(PLOT_PREFIXES) and old.name not in fresh:
                 old.unlink()
     matches = match_claims(claims, [r for r in rows if _is_attack(r)])
+    audited = audit_rows(all_rows)
     raw = rows_path.read_bytes() if rows_path.is_file() else b""
     models = [model_context(m, rows, cards, claims, explain, model_plots.get(m)) for m in sorted(names)]
     return Page(version=rows_path.parent.name if re.fullmatch(r"v\d+", rows_path.parent.name) else "",
@@ -223,7 +227,8 @@ def collect(rows_path: Path, reference_path: Path, claims_path: Path, plot_dir: 
                 boards=boards, claims=claims_table(claims, matches), claims_sentence=claims_sentence(matches),
                 cards=cards_table(sorted(names), cards, rows), validity=validity_summary(rows),
                 suspect=suspect_lines(rows), protocol=protocol(rows), explain=explain, out_dir=out_dir, models=models,
-                plots=[p for ps in plots.values() for p in ps] + list(model_plots.values()))
+                plots=[p for ps in plots.values() for p in ps] + list(model_plots.values()),
+                audit=[e for e in audited if e["status"] in ("unaudited", "failed")], audit_sentence=audit_summary(audited))
 
 
 class MdSafe(str):
@@ -255,7 +260,8 @@ def _env(markdown: bool = False) -> jinja2.Environment:
 
 def _common(page: Page) -> dict:
     return {"version": page.version, "rows_sha256": page.rows_sha256, "n_rows": page.n_rows, "n_hidden": page.n_hidden,
-            "validity": page.validity, "suspect": page.suspect, "protocol": page.protocol, "explain": page.explain}
+            "validity": page.validity, "suspect": page.suspect, "protocol": page.protocol, "explain": page.explain,
+            "audit": page.audit, "audit_sentence": page.audit_sentence}
 
 
 def render_html(page: Page) -> str:

@@ -209,3 +209,18 @@ def test_a_page_built_elsewhere_links_its_own_copy_of_the_rows(tmp_path):
     assert '<a href="../data/rows.jsonl">rows.jsonl</a>' in res.model_pages[0].read_text()
     lb_page.build(src, src.parent, plots=False)  # built beside its rows: links them, copies nothing
     assert '<a href="rows.jsonl">' in (src.parent / "index.html").read_text() and not (src.parent / "data" / "rows.jsonl").exists()
+
+
+def test_audit_names_trusted_rows_that_no_apgd_result_covers():
+    """A trusted FGSM+PGD row with survivors and no spot check is unaudited; 2% or less, a suite with APGD, or a
+    passing spot check covers a row; a failed spot check is reported as failed."""
+    from symbench.leaderboard.audit import audit, summary
+
+    spot = lambda s: {"apgd_not_stronger": {"status": s, "detail": s}}  # noqa: E731
+    rows = [row("a", suite="paper", eps=0.01, robust=0.30), row("b", suite="paper", eps=0.01, robust=0.02),
+            row("c", suite="standard", robust=0.30), row("d", suite="paper", eps=0.01, robust=0.30, checks=spot("pass")),
+            row("e", suite="paper", eps=0.01, robust=0.30, checks=spot("fail")),
+            row("f", suite="paper", eps=0.01, robust=0.30, verdict="suspect", checks=spot("fail"))]
+    got = {e["model"]: e["status"] for e in audit(rows)}
+    assert got == {"a": "unaudited", "b": "≤ 2 points", "c": "apgd in suite", "d": "spot check", "e": "failed"}
+    assert "1 unaudited" in summary(audit(rows))
