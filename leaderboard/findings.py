@@ -56,13 +56,23 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
     for pair in spec["pairs"]:
         a, b = matching_rows(rows, pair.symmetric, suite), matching_rows(rows, pair.plain, suite)
         for model, got in ((pair.symmetric, a), (pair.plain, b)):
-            if not any(r["n"] >= need.get(r["threat"], min_n) for r in got.values()):
+            if not got:
                 out["missing"].append({"model": model, "pair": [pair.symmetric, pair.plain],
                                        "how": f"symbench bench --model {model} --suite {suite} --n {min_n}"})
-        for key in sorted(set(a) & set(b)):
-            ra, rb = a[key], b[key]
-            if min(ra["n"], rb["n"]) < need.get(ra["threat"], min_n):
+        for key in sorted(set(a) | set(b)):  # a (threat, eps) either side has: both need it at the threat's n
+            threat, eps = key
+            short = [(m, got) for m, got in ((pair.symmetric, a), (pair.plain, b))
+                     if key not in got or got[key]["n"] < need.get(threat, min_n)]
+            for model, got in short:
+                if not got:  # no rows at all: named once above
+                    continue
+                shown = (got.get(key) or {}).get("eps_display") or f"{eps:g}"
+                out["missing"].append({"model": model, "pair": [pair.symmetric, pair.plain],
+                                       "how": f"symbench bench --model {model} --suite {suite} --eps {threat}={shown} "
+                                              f"--n {need.get(threat, min_n)}"})
+            if short:
                 continue
+            ra, rb = a[key], b[key]
             entry = {"pair": [pair.symmetric, pair.plain], "why": pair.why, "threat": ra["threat"], "eps": ra["eps"],
                      "eps_display": ra.get("eps_display"), "n": ra["n"],
                      "rows": [{"model": r["model"], "suite_id": r.get("suite_id"), "store_key": r.get("store_key"),

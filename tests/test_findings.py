@@ -66,3 +66,21 @@ def test_findings_become_a_tab_of_the_page(tmp_path):
     html, md = res.html.read_text(), res.readme.read_text()
     assert 'id="findings"' in html and "plain is better than sym." in html
     assert "-6.7" in md and "9.4e-07" in md and "symbench bench --model other" in md
+
+
+def test_a_pair_measured_at_one_threat_only_names_the_missing_half():
+    """Both models have Linf rows at n=1000; only one has L2 at n=500: the L2 comparison is reported missing for
+    the other model, with the command that fills it, instead of silently left out."""
+    from symbench.leaderboard import findings
+
+    def r(model, threat, eps, n):
+        return {"model": model, "suite": "standard", "threat": threat, "eps": eps, "eps_display": f"{eps:g}",
+                "n": n, "robust_acc": 0.3, "clean_acc": 0.5, "variant": None}
+
+    rows = [r("sym", "l2", 0.5, 500), r("plain", "l2", 0.5, 200)]
+    spec = {"question": "q", "suite": "standard", "n": {"linf": 1000, "l2": 500},
+            "pairs": [findings.Pairing("sym", "plain", "matched")]}
+    got = findings.compute(rows, None, spec)
+    assert got["comparisons"] == []
+    assert [m["model"] for m in got["missing"]] == ["plain"]
+    assert "--eps l2=0.5 --n 500" in got["missing"][0]["how"]
