@@ -283,7 +283,7 @@ def _details(rows: list[dict]) -> str:
     for r in rows:
         if r.get("base_robust_acc") is not None:
             lines.append(f"  undefended {r['base_model']}: clean {r['base_clean_acc']:.3f} robust "
-                         f"{r['base_robust_acc']:.3f} (defense gain {r['robust_acc'] - r['base_robust_acc']:+.3f})")
+                         f"{r['base_robust_acc']:.3f} (defense gain {_gain(r)})")
         if r.get("orbit"):
             o = r["orbit"]
             lines.append(f"  orbit eps={r['eps_display']}: orbit alone {o['clean_acc']:.3f}, orbit+{o['attack']} "
@@ -292,6 +292,15 @@ def _details(rows: list[dict]) -> str:
         for kind, errs in rows[0]["equivariance"].items():
             lines.append(f"  equivariance error ({kind}): " + ", ".join(f"{k} {v:.3g}" for k, v in errs.items()))
     return ("\n" + "\n".join(lines)) if lines else ""
+
+
+def _gain(r: dict) -> str:
+    """The defense's paired gain over its base: difference, 95% interval, McNemar p, and whether it counts."""
+    g = r.get("defense_gain")
+    if not g:
+        return f"{r['robust_acc'] - r['base_robust_acc']:+.3f}, unpaired"
+    verdict = "significant" if g["significant"] else "no significant gain"
+    return f"{g['diff']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}], McNemar p={g['p_value']:.2g}: {verdict}"
 
 
 def _cmd_train(args) -> int:
