@@ -191,6 +191,46 @@ def test_spot_check_flags_fgsm_pgd5_that_apgd_beats_and_not_the_suite_with_apgd(
         assert checks2["apgd_not_stronger"]["status"] in want and verdict2 == "trusted", checks2
 
 
+def test_an_undecided_spot_check_grows_its_subset_and_attacks_only_the_new_examples(tiny_model, tmp_path,
+                                                                                     monkeypatch):
+    """5% of 600 survivors fall to APGD (3 points): 3 of 64 cannot say whether that is above 2, so the subset
+    doubles to 256, each stage attacking only what it adds; a row with 0 of 64 at 10% robust stops at 64."""
+    from symbench.bench.checks import spot
+    from symbench.bench.run.runner import EpsOutcome
+    from symbench.bench.run.store import Store
+    from symbench.bench.suites import load_suite
+
+    p = tmp_path / "w.toml"
+    p.write_text(WEAK.format(tag=""))
+    suite = load_suite(str(p))
+    calls = []
+
+    def fake(model, steps, x, y, idx, draws, num_classes, breaks):
+        calls.append(idx.tolist())
+        hit = [breaks(i) for i in idx.tolist()]
+        return spot.Cascade(idx.tolist(), ["apgd_ce" if h else None for h in hit], [0.0 if h else 1.0 for h in hit],
+                            {"apgd_ce": sum(hit), "apgd_t": 0}, 10 * len(idx), 10 * len(idx), 0.0)
+
+    x, y = torch.zeros(1000, 3, 4, 4), torch.zeros(1000, dtype=torch.long)
+    robust = torch.zeros(1000, dtype=torch.bool)
+    robust[:600] = True
+    o = EpsOutcome("linf", 0.1, torch.ones(1000, dtype=torch.bool), robust)
+    store = Store(str(tmp_path / "store"), "tiny", "k")
+    monkeypatch.setattr(spot, "run_cascade", lambda *a: fake(*a, breaks=lambda i: i % 20 == 0))
+    status, detail, num = spot.spot_check_row(tiny_model, suite, x, y, o, draws=1, seed=0, store=store)
+    assert [len(c) for c in calls] == [64, 64, 128] and num["subset"] == 256, detail
+    assert sorted(sum(calls, [])) == spot.sample_survivors(robust, 256, spot.seed_of(0, "spot", "linf", 0.1)).tolist()
+    assert calls[0] == spot.sample_survivors(robust, 64, spot.seed_of(0, "spot", "linf", 0.1)).tolist()
+    assert status == "fail" and abs(num["drop"] - num["broken"] / 256 * 0.6) < 1e-6 and "grown 64->256" in detail
+    monkeypatch.setattr(spot, "run_cascade", lambda *a: pytest.fail("spot check recomputed"))
+    assert spot.spot_check_row(tiny_model, suite, x, y, o, draws=1, seed=0, store=store)[1] == detail  # all stored
+    calls.clear()
+    robust[100:] = False  # 10% robust, nothing breaks: 0 of 64 bounds the drop below 0.6 points at once
+    monkeypatch.setattr(spot, "run_cascade", lambda *a: fake(*a, breaks=lambda i: False))
+    status, detail, num = spot.spot_check_row(tiny_model, suite, x, y, o, draws=1, seed=0)
+    assert status == "pass" and [len(c) for c in calls] == [64] and "grown" not in detail
+
+
 def test_row_checks_judge_each_row_by_its_own_eps(tiny_model):
     from symbench.bench.checks import row_checks
     from symbench.bench.run.runner import EpsOutcome

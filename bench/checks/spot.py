@@ -5,8 +5,11 @@ above the field's standard attacks. So on every row whose suite does not already
 APGD-CE and APGD-T at the standard budget, a seeded random subset of the examples the suite left
 robust is attacked again with APGD-CE then APGD-T (pyautoattack through ``bench.attacks``; with EOT
 for a randomized model), and the broken share is scaled to the row: ``broken / subset × robust_acc``
-is the robust accuracy the row over-reports. Per-example results go to the run's store, so a rerun
-costs nothing; the cost (forward passes, seconds) is in the detail.
+is the robust accuracy the row over-reports. A subset of 64 cannot tell 1.5 points from 3 when most
+examples survive (the audit's AT rows), so while the 95% interval of that estimate straddles the 2-point
+line the subset doubles (the seeded order makes each subset contain the last; only the new examples are
+attacked), up to ``spot_check_max_n`` and the budget. Per-example results go to the run's store, so a
+rerun costs nothing; the cost (forward passes, seconds) is in the detail.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 
 # defaults of the suite options spot_check_<key>; budget = base-network image passes per (threat, eps)
 SPOT_DEFAULTS = {"n": 64, "iters": 100, "targets": 9, "eot": 20, "budget": 1_000_000}
+SPOT_MAX_N = 256  # suite option spot_check_max_n: the largest subset an undecided check grows to
 FAIL_POINTS, WARN_POINTS = 0.02, 0.01
 
 
@@ -115,8 +119,9 @@ def run_cascade(model: nn.Module, steps: list[Step], x: torch.Tensor, y: torch.T
                    time.time() - t0)
 
 
-def cached_cascade(store, group: str, idx: torch.Tensor, config: dict, compute: Callable[[], Cascade]) -> Cascade:
-    """The stored cascade for (group, idx, config), else ``compute()`` stored under ``group`` (batch 0)."""
+def cached_cascade(store, group: str, idx: torch.Tensor, config: dict, compute: Callable[[], Cascade],
+                   batch: int = 0) -> Cascade:
+    """The stored cascade for (group, idx, config), else ``compute()`` stored under (``group``, ``batch``)."""
     want = idx.tolist()
 
     def check(rec):
@@ -126,18 +131,19 @@ def cached_cascade(store, group: str, idx: torch.Tensor, config: dict, compute: 
             raise ValueError("per-example lists do not cover the subset")
 
     if store is not None:
-        rec = store.get(group, 0, check=check)
+        rec = store.get(group, batch, check=check)
         if rec is not None:
             return Cascade.from_record(rec)
     res = compute()
     if store is not None:
-        store.put(group, 0, res.record(config))
+        store.put(group, batch, res.record(config))
     return res
 
 
-def spot_config(suite, model: nn.Module, draws: int, num_classes: int) -> tuple[dict, str]:
+def spot_config(suite, model: nn.Module, draws: int, num_classes: int) -> tuple[dict, str, int]:
     """The spot check's budget from the suite's ``spot_check_*`` options, shrunk to fit ``spot_check_budget``
-    (base-network passes): subset to 16, EOT to 4, iterations to 20, targets to 3, subset to 8, in that order."""
+    (base-network passes): subset to 16, EOT to 4, iterations to 20, targets to 3, subset to 8, in that order;
+    and the largest subset the budget and ``spot_check_max_n`` let an undecided check grow to."""
     opt = {k: suite.option(f"spot_check_{k}", d) for k, d in SPOT_DEFAULTS.items()}
     cfg = {"n": int(opt["n"]), "iters": int(opt["iters"]), "targets": min(int(opt["targets"]), num_classes - 1),
            "eot": int(opt["eot"]) if draws > 1 else 1, "draws": draws}
@@ -158,7 +164,9 @@ def spot_config(suite, model: nn.Module, draws: int, num_classes: int) -> tuple[
             cfg[key] = new
     if note:
         note = f"; shrunk to fit the budget of {budget:.0e} base passes ({note.rstrip(', ')})"
-    return cfg, note
+    per_example = cost(cfg) / cfg["n"]
+    max_n = min(int(suite.option("spot_check_max_n", SPOT_MAX_N)), math.floor(budget / per_example))
+    return cfg, note, max(cfg["n"], max_n)
 
 
 def apgd_steps(norm: str, eps: float, cfg: dict, seed: int) -> list[Step]:
@@ -180,20 +188,49 @@ def spot_check_row(model: nn.Module, suite, x: torch.Tensor, y: torch.Tensor, ou
     n_surv = int(outcome.robust.sum())
     if n_surv == 0:
         return "pass", f"no example survived the suite at {norm} eps {eps:.4f}: nothing to check", {}
-    cfg, note = spot_config(suite, model, draws, num_classes)
+    cfg, note, max_n = spot_config(suite, model, draws, num_classes)
     row_seed = seed_of(seed, "spot", norm, eps)
-    idx = sample_survivors(outcome.robust, cfg["n"], row_seed).to(y.device)
-    res = cached_cascade(store, "spot_" + row_group(norm, eps), idx, cfg,
-                         lambda: run_cascade(model, apgd_steps(norm, eps, cfg, row_seed), x, y, idx, draws,
-                                             num_classes))
-    s = len(res.idx)
-    drop = res.broken / s * ra
+    group = "spot_" + row_group(norm, eps)
+    steps = apgd_steps(norm, eps, cfg, row_seed)
+    parts, done, n = [], torch.zeros(0, dtype=torch.long), cfg["n"]
+    while True:  # stage k attacks the survivors sample k adds to sample k-1 (batch k of the store group)
+        want = sample_survivors(outcome.robust, n, row_seed)
+        new = want[~torch.isin(want, done)].to(y.device)
+        if len(new):
+            parts.append(cached_cascade(store, group, new, cfg if not parts else {**cfg, "stage": len(parts)},
+                                        lambda: run_cascade(model, steps, x, y, new, draws, num_classes),
+                                        batch=len(parts)))
+        done = want
+        broken, s = sum(p.broken for p in parts), len(done)
+        if s >= n_surv or 2 * n > max_n or not _undecided(broken, s, ra):
+            break
+        n *= 2
+    per_step = {k: sum(p.per_step.get(k, 0) for p in parts) for k in ("apgd_ce", "apgd_t")}
+    n_forward, seconds = sum(p.n_forward for p in parts), sum(p.seconds for p in parts)
+    drop = broken / s * ra
+    if len(parts) > 1:
+        note += f"; grown {cfg['n']}->{s} while the 95% interval straddled {100 * FAIL_POINTS:.0f} points"
     status = "fail" if drop > FAIL_POINTS else ("warn" if drop > WARN_POINTS else "pass")
     budget = f"{cfg['iters']} iterations, {cfg['targets']} targets" + (
         f", EOT {cfg['eot']}, worst of {draws} draws" if draws > 1 else "")
-    detail = (f"APGD-CE + APGD-T ({budget}) broke {res.broken} of {s} randomly chosen survivors (of {n_surv}) at "
-              f"{norm} eps {eps:.4f} (APGD-CE {res.per_step.get('apgd_ce', 0)}, APGD-T {res.per_step.get('apgd_t', 0)}): "
-              f"robust_acc {ra:.3f} is ~{100 * drop:.1f} points too high (~{ra - drop:.3f}); cost {res.n_forward} "
-              f"forward passes{note}")  # wall seconds stay out of the text: a row must not depend on the machine
-    return status, detail, {"broken": res.broken, "subset": s, "survivors": n_surv, "drop": drop,
-                            "n_forward": res.n_forward, "seconds": res.seconds, **cfg}
+    lo, hi = _drop_interval(broken, s, ra)
+    detail = (f"APGD-CE + APGD-T ({budget}) broke {broken} of {s} randomly chosen survivors (of {n_surv}) at "
+              f"{norm} eps {eps:.4f} (APGD-CE {per_step['apgd_ce']}, APGD-T {per_step['apgd_t']}): "
+              f"robust_acc {ra:.3f} is ~{100 * drop:.1f} points too high (~{ra - drop:.3f}"
+              + (f"; 95% {100 * lo:.1f}-{100 * hi:.1f} points" if s < n_surv else ", all survivors")
+              + f"); cost {n_forward} forward passes{note}")  # no wall seconds: a row must not depend on the machine
+    return status, detail, {"broken": broken, "subset": s, "survivors": n_surv, "drop": drop,
+                            "n_forward": n_forward, "seconds": seconds, **cfg}
+
+
+def _drop_interval(broken: int, subset: int, robust_acc: float) -> tuple[float, float]:
+    """95% Wilson interval of the points the row over-reports, from ``broken`` of a random ``subset`` of survivors."""
+    from symbench.bench.run.stats import wilson_interval
+
+    lo, hi = wilson_interval(broken, subset)
+    return lo * robust_acc, hi * robust_acc
+
+
+def _undecided(broken: int, subset: int, robust_acc: float) -> bool:
+    lo, hi = _drop_interval(broken, subset, robust_acc)
+    return lo <= FAIL_POINTS < hi
