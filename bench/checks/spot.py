@@ -192,10 +192,10 @@ def spot_check_row(model: nn.Module, suite, x: torch.Tensor, y: torch.Tensor, ou
     row_seed = seed_of(seed, "spot", norm, eps)
     group = "spot_" + row_group(norm, eps)
     steps = apgd_steps(norm, eps, cfg, row_seed)
-    parts, done, n = [], torch.zeros(0, dtype=torch.long), cfg["n"]
+    parts, done, n = [], None, cfg["n"]
     while True:  # stage k attacks the survivors sample k adds to sample k-1 (batch k of the store group)
         want = sample_survivors(outcome.robust, n, row_seed)
-        new = want[~torch.isin(want, done)].to(y.device)
+        new = (want if done is None else want[~torch.isin(want, done)]).to(y.device)
         if len(new):
             parts.append(cached_cascade(store, group, new, cfg if not parts else {**cfg, "stage": len(parts)},
                                         lambda: run_cascade(model, steps, x, y, new, draws, num_classes),
