@@ -201,7 +201,7 @@ def test_an_undecided_spot_check_grows_its_subset_and_attacks_only_the_new_examp
     from symbench.bench.suites import load_suite
 
     p = tmp_path / "w.toml"
-    p.write_text(WEAK.format(tag=""))
+    p.write_text(WEAK.format(tag="").replace("batch_size = 100", "batch_size = 100\nspot_check_max_n = 256"))
     suite = load_suite(str(p))
     calls = []
 
@@ -224,6 +224,13 @@ def test_an_undecided_spot_check_grows_its_subset_and_attacks_only_the_new_examp
     assert status == "fail" and abs(num["drop"] - num["broken"] / 256 * 0.6) < 1e-6 and "grown 64->256" in detail
     monkeypatch.setattr(spot, "run_cascade", lambda *a: pytest.fail("spot check recomputed"))
     assert spot.spot_check_row(tiny_model, suite, x, y, o, draws=1, seed=0, store=store)[1] == detail  # all stored
+    # by default it may grow to every survivor: only the examples past the first 256 are attacked
+    p.write_text(WEAK.format(tag=""))
+    calls.clear()
+    monkeypatch.setattr(spot, "run_cascade", lambda *a: fake(*a, breaks=lambda i: i % 20 == 0))
+    status, detail, num = spot.spot_check_row(tiny_model, load_suite(str(p)), x, y, o, draws=1, seed=0, store=store)
+    first = set(spot.sample_survivors(robust, 256, spot.seed_of(0, "spot", "linf", 0.1)).tolist())
+    assert calls and not first & set(sum(calls, [])) and num["subset"] > 256 and status == "fail", detail
     calls.clear()
     robust[100:] = False  # 10% robust, nothing breaks: 0 of 64 bounds the drop below 0.6 points at once
     monkeypatch.setattr(spot, "run_cascade", lambda *a: fake(*a, breaks=lambda i: False))

@@ -230,7 +230,7 @@ def deterministic_or_eot(ctx: CheckContext) -> CheckResult:
     return CheckResult("pass", "random forward pass, attacked with EOT" if random else "deterministic forward pass")
 
 
-@register_check(version=2)  # 2: the subset grows while its interval straddles the 2-point line
+@register_check(version=3)  # 2: the subset grows while its interval straddles 2 points; 3: up to every survivor
 def apgd_not_stronger(ctx: CheckContext) -> CheckResult:
     """Per row: APGD-CE + APGD-T (EOT for a randomized model) on a random subset of the row's survivors must not
     break more than 2 points of its robust accuracy (warn above 1); rows of suites that already run both skip."""

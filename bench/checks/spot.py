@@ -8,7 +8,7 @@ for a randomized model), and the broken share is scaled to the row: ``broken / s
 is the robust accuracy the row over-reports. A subset of 64 cannot tell 1.5 points from 3 when most
 examples survive (the audit's AT rows), so while the 95% interval of that estimate straddles the 2-point
 line the subset doubles (the seeded order makes each subset contain the last; only the new examples are
-attacked), up to ``spot_check_max_n`` and the budget. Per-example results go to the run's store, so a
+attacked), up to ``spot_check_max_n`` (1024: every survivor of a 1000-example row) and the budget. Per-example results go to the run's store, so a
 rerun costs nothing; the cost (forward passes, seconds) is in the detail.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # defaults of the suite options spot_check_<key>; budget = base-network image passes per (threat, eps)
 SPOT_DEFAULTS = {"n": 64, "iters": 100, "targets": 9, "eot": 20, "budget": 1_000_000}
-SPOT_MAX_N = 256  # suite option spot_check_max_n: the largest subset an undecided check grows to
+SPOT_MAX_N = 1024  # suite option spot_check_max_n: the largest subset an undecided check grows to (budget too)
 FAIL_POINTS, WARN_POINTS = 0.02, 0.01
 
 
@@ -202,9 +202,9 @@ def spot_check_row(model: nn.Module, suite, x: torch.Tensor, y: torch.Tensor, ou
                                         batch=len(parts)))
         done = want
         broken, s = sum(p.broken for p in parts), len(done)
-        if s >= n_surv or 2 * n > max_n or not _undecided(broken, s, ra):
+        if s >= n_surv or n >= max_n or not _undecided(broken, s, ra):
             break
-        n *= 2
+        n = min(2 * n, max_n)
     per_step = {k: sum(p.per_step.get(k, 0) for p in parts) for k in ("apgd_ce", "apgd_t")}
     n_forward, seconds = sum(p.n_forward for p in parts), sum(p.seconds for p in parts)
     drop = broken / s * ra
