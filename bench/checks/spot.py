@@ -8,8 +8,9 @@ for a randomized model), and the broken share is scaled to the row: ``broken / s
 is the robust accuracy the row over-reports. A subset of 64 cannot tell 1.5 points from 3 when most
 examples survive (the audit's AT rows), so while the 95% interval of that estimate straddles the 2-point
 line the subset doubles (the seeded order makes each subset contain the last; only the new examples are
-attacked), up to ``spot_check_max_n`` (1024: every survivor of a 1000-example row) and the budget. Per-example results go to the run's store, so a
-rerun costs nothing; the cost (forward passes, seconds) is in the detail.
+attacked), up to ``spot_check_max_n`` (1024: every survivor of a 1000-example row) and the budget.
+Per-example results go to the run's store, so a rerun costs nothing; the cost (forward passes, seconds)
+is in the detail.
 """
 from __future__ import annotations
 
