@@ -115,7 +115,8 @@ CURVE_SUITES = ("paper_worst", "paper")  # the worst-case curve first, then seed
 
 def curve_basis(r: dict) -> str:
     """What a robustness-vs-eps point is: ``worst`` (APGD-CE + APGD-T included, or nothing survived, or the
-    stronger-attack spot check passed or only warned on it: within its 2 points) or ``seed`` (FGSM + PGD-40 only: an upper bound)."""
+    stronger-attack spot check passed or only warned on it: within its 2 points) or ``seed`` (FGSM + PGD-40
+    only: an upper bound)."""
     if r["suite"] == "paper_worst" or not r.get("robust_acc"):
         return "worst"
     spot = (r.get("checks") or {}).get("apgd_not_stronger") or {}

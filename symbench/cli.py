@@ -295,12 +295,14 @@ def _details(rows: list[dict]) -> str:
 
 
 def _gain(r: dict) -> str:
-    """The defense's paired gain over its base: difference, 95% interval, McNemar p, and whether it counts."""
-    g = r.get("defense_gain")
-    if not g:
-        return f"{r['robust_acc'] - r['base_robust_acc']:+.3f}, unpaired"
-    verdict = "significant" if g["significant"] else "no significant gain"
-    return f"{g['diff']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}], McNemar p={g['p_value']:.2g}: {verdict}"
+    """The defense's gain over its base as the Defenses board reads it (``boards.defense_gain``): difference,
+    95% interval, McNemar p when paired, and "no significant gain" when the interval contains 0."""
+    from symbench.leaderboard.boards import defense_gain
+
+    gain, lo, hi, p, paired = defense_gain(r)
+    test = f"McNemar p={p:.2g}" if paired else "unpaired, Newcombe"
+    verdict = "no significant gain" if lo <= 0 <= hi else "significant"
+    return f"{gain:+.3f} [{lo:+.3f}, {hi:+.3f}], {test}: {verdict}"
 
 
 def _cmd_train(args) -> int:

@@ -120,8 +120,8 @@ def test_the_cli_reports_a_defense_gain_as_paired_with_its_verdict():
     from symbench.cli import _details
 
     row = {"model": "m+equi_defense", "robust_acc": 0.29, "base_model": "m", "base_clean_acc": 0.6,
-           "base_robust_acc": 0.27}
-    assert "unpaired" in _details([row])
+           "base_robust_acc": 0.27, "n": 100}
+    assert "+0.020 [" in _details([row]) and "unpaired, Newcombe: no significant gain" in _details([row])
     row["defense_gain"] = {"diff": 0.02, "low": -0.03, "high": 0.07, "p_value": 0.5, "significant": False}
     assert "+0.020 [-0.030, +0.070], McNemar p=0.5: no significant gain" in _details([row])
     row["defense_gain"].update(low=0.01, p_value=0.01, significant=True)

@@ -69,8 +69,8 @@ def test_findings_become_a_tab_of_the_page(tmp_path):
 
 
 def test_a_pair_measured_at_one_threat_only_names_the_missing_half():
-    """Both models have Linf rows at n=1000; only one has L2 at n=500: the L2 comparison is reported missing for
-    the other model, with the command that fills it, instead of silently left out."""
+    """Only one of the pair has its L2 row at the required n=500 (the other has n=200): the L2 comparison is
+    reported missing for the other model, with the command that fills it, instead of silently left out."""
     from symbench.leaderboard import findings
 
     def r(model, threat, eps, n):
