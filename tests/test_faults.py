@@ -264,41 +264,51 @@ def test_strict_refuses_a_bad_record_and_writes_no_row(tiny_model, small_data, s
                   store_root=str(tmp_path / "store"), progress=False, strict=True)
 
 
-def test_records_from_before_the_hash_are_still_read(tiny_model, small_data, suite_path, tmp_path, reference,
-                                                     monkeypatch):
-    """A store written by older symbench (no _integrity): accepted after the invariant checks, not recomputed."""
+def test_unsigned_records_are_read_only_while_the_store_says_format_1(tiny_model, small_data, suite_path, tmp_path,
+                                                                       reference, monkeypatch, caplog):
+    """A store written by older symbench (no _integrity, meta.json format 1): its records are accepted after the
+    invariant checks while the manifest says format 1; the same records in a format-2 store are recomputed."""
     from symbench.bench.run import runner
-
-    _bench(tiny_model, small_data, suite_path, tmp_path, out=None)
-    for f in (tmp_path / "store").rglob("b*.json"):
-        rec = json.loads(f.read_text())
-        rec.pop(INTEGRITY, None)
-        f.write_text(json.dumps(rec))
-    monkeypatch.setattr(runner, "_attack_batch", lambda *a, **k: pytest.fail("recomputed a valid legacy record"))
-    assert _stable(_bench(tiny_model, small_data, suite_path, tmp_path)) == reference
     from symbench.bench.run.store import Store
 
     old = Store(tmp_path / "old", "m", "k")  # records of other kinds (CLEVER, corruptions): no invariant to check
     (old.dir / "clever_l2").mkdir(parents=True)
+    (old.dir / "meta.json").write_text(json.dumps({"format": 1, "key": "k"}))
     (old.dir / "clever_l2" / "b00000.json").write_text(json.dumps({"score": 0.5}))
     (old.dir / "clever_l2" / "b00001.json").write_text("{}")
     assert old.get("clever_l2", 0) == {"score": 0.5} and old.get("clever_l2", 1) is None
     with pytest.raises(StoreRecordError):
         Store(tmp_path / "old", "m", "k", strict=True).get("clever_l2", 0)
+    (old.dir / "meta.json").write_text(json.dumps({"format": 2, "key": "k"}))
+    with caplog.at_level(logging.WARNING):
+        assert Store(tmp_path / "old", "m", "k").get("clever_l2", 0) is None
+    assert any("not signed" in r.getMessage() and "b00000.json" in r.getMessage() for r in caplog.records)
+
+    _bench(tiny_model, small_data, suite_path, tmp_path, out=None)  # a run's store says format 2
+    for f in (tmp_path / "store").rglob("b*.json"):
+        rec = json.loads(f.read_text())
+        rec.pop(INTEGRITY, None)
+        f.write_text(json.dumps(rec))
+    calls = []
+    real = runner._attack_batch
+    monkeypatch.setattr(runner, "_attack_batch", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert _stable(_bench(tiny_model, small_data, suite_path, tmp_path)) == reference
+    assert len(calls) == 4  # every unsigned attack record recomputed
 
 
-def test_with_a_store_secret_unsigned_and_rehashed_records_are_rejected(tiny_model, small_data, suite_path, tmp_path,
-                                                                        reference, monkeypatch, caplog):
-    """$SYMBENCH_STORE_SECRET: only its holders write records a run accepts (a forger can recompute a sha256)."""
-    _bench(tiny_model, small_data, suite_path, tmp_path, out=None)  # written without the secret
+def test_records_signed_with_another_key_are_rejected(tiny_model, small_data, suite_path, tmp_path, reference,
+                                                      monkeypatch, caplog):
+    """$SYMBENCH_STORE_SECRET (a shared store's key) replaces the per-user key: records signed with the user's key
+    fail, are recomputed and re-signed; a forger's HMAC under a guessed key fails too."""
+    _bench(tiny_model, small_data, suite_path, tmp_path, out=None)  # signed with the per-user key
     monkeypatch.setenv("SYMBENCH_STORE_SECRET", "s3cret")
     with caplog.at_level(logging.WARNING):
         assert _stable(_bench(tiny_model, small_data, suite_path, tmp_path)) == reference
-    assert sum("not signed" in r.getMessage() for r in caplog.records) == 4 * 2  # 4 batches x (clean, linf)
+    assert sum("fails its signature" in r.getMessage() for r in caplog.records) == 4 * 2  # 4 batches x (clean, linf)
     p = _record(tmp_path, "linf_*")
-    assert json.loads(p.read_text())[INTEGRITY]["hash"].startswith("hmac-sha256:")
     rec = json.loads(p.read_text())
     meta = rec.pop(INTEGRITY)
+    assert meta["hash"].startswith("hmac-sha256:")
     rec["n_forward"] += 1  # harmless to invariants; only the signature can catch it
     meta["hash"] = record_hash(rec, [meta["key"], meta["group"], meta["batch"], meta["index"]], "guess")
     p.write_text(json.dumps({**rec, INTEGRITY: meta}))

@@ -3,14 +3,16 @@
 A run killed at any point leaves only complete batch files; rerunning skips them and recomputes the
 rest with the same per-batch seeds, so the final numbers equal an uninterrupted run's.
 
-Nothing read back is trusted blindly. Each record carries an ``_integrity`` block: store format, run
-key, group, batch, the example range it covers and a content hash (sha256, or HMAC-SHA256 when
-``$SYMBENCH_STORE_SECRET`` is set: then only holders of the secret can write records that are
-accepted). A record that fails its hash, names another run/group/batch, does not cover its batch or
-fails the caller's invariant check is reported with its path and treated as missing (recomputed), or
-refused with ``strict=True``. Records written before this format (no ``_integrity``) are accepted
-when they are a non-empty object passing the caller's invariant check, and recomputed otherwise
-(see docs/faults.md).
+Nothing read back is trusted blindly. Every record carries an ``_integrity`` block: store format, run
+key, group, batch, the example range it covers and an HMAC-SHA256 signature. The key is
+``$SYMBENCH_STORE_SECRET`` when set (a store shared by Ray/SLURM workers: its holders share it), else a
+per-user secret created on first use at ``$SYMBENCH_HOME/store_secret`` (mode 0600), the way Jupyter
+signs notebooks: so only the user (or the holders of the shared secret) can write a record a run will
+accept. A record that fails its signature, is not signed (a bare sha256 anyone can recompute), names
+another run/group/batch, does not cover its batch or fails the caller's invariant check is reported
+with its path and treated as missing (recomputed), or refused with ``strict=True``. Only a store whose
+``meta.json`` says format 1 (written before records carried a hash) may hold unsigned records, and only
+while it says so (see docs/faults.md).
 """
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 1: records without an _integrity block (before issue 15)
+FORMAT = 2  # 1: records without an _integrity block (before issue 15); 2: signed records
 INTEGRITY = "_integrity"
 SECRET_ENV = "SYMBENCH_STORE_SECRET"
+SECRET_FILE = "store_secret"  # under $SYMBENCH_HOME, mode 0600: the per-user signing key
 # fields the content hash leaves out: wall-clock time differs between identical runs (Ray vs local)
 _UNHASHED = frozenset({INTEGRITY, "seconds"})
 
@@ -147,6 +150,48 @@ def record_hash(record: dict, where: list, secret: str | None = None) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+def user_secret_path() -> Path:
+    """The per-user signing key's file (``$SYMBENCH_HOME/store_secret``)."""
+    from symbench.paths import home
+
+    return home() / SECRET_FILE
+
+
+def store_secret() -> str:
+    """The key records are signed with: ``$SYMBENCH_STORE_SECRET``, else the per-user secret (created here).
+
+    The per-user secret is 32 random bytes (hex) written once with mode 0600 (``O_EXCL``, so two runs
+    starting together agree on one); it never goes into a row, a page or a published file.
+    """
+    env = os.environ.get(SECRET_ENV)
+    if env:
+        return env
+    path = user_secret_path()
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        text = ""
+    if text:
+        return text
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it between our read and our open
+        return path.read_text().strip() or _empty_secret(path)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    log.info("created the per-user store signing key %s (mode 0600); a store shared with other machines needs "
+             "$%s instead (docs/scale-out.md)", path, SECRET_ENV)
+    return path.read_text().strip()
+
+
+def _empty_secret(path: Path) -> str:
+    raise ValueError(f"the store signing key {path} is empty; delete it (a new one is made, and records signed "
+                     f"with the old one are recomputed) or set ${SECRET_ENV}")
+
+
 def with_index(record: dict, index: tuple[int, int]) -> dict:
     """``record`` plus the example range it covers, for handing to another store's :meth:`Store.put`."""
     return {**record, INTEGRITY: {"index": list(index)}}
@@ -192,11 +237,11 @@ class Store:
         if not isinstance(rec, dict) or not rec:
             return self._reject(p, "is empty or not a JSON object")
         meta = rec.pop(INTEGRITY, None)
-        if meta is None:  # written before records carried a hash
-            secret = os.environ.get(SECRET_ENV)
-            if self.strict or secret:
-                return self._reject(p, "has no content hash (written by symbench before store format 2)"
-                                    + (f" and ${SECRET_ENV} is set" if secret else ""))
+        if meta is None:  # unsigned: only a store that still says format 1 may hold such records
+            if self.strict or not self.legacy_format():
+                return self._reject(p, "is not signed (no _integrity block)" + (
+                    "" if self.legacy_format() else f"; this store's meta.json says format {self.format()}, "
+                    "whose records are all signed"))
         else:
             problem = self._verify(meta, rec, group, batch, index)
             if problem:
@@ -208,9 +253,21 @@ class Store:
                 return self._reject(p, f"breaks an invariant: {err}")
         if meta is None and self.dir not in _legacy_reported:
             _legacy_reported.add(self.dir)
-            log.info("store %s holds records without a content hash (older symbench); accepted after their "
-                     "invariant checks", self.dir)
+            log.info("store %s says format 1 (written before records were signed): its unsigned records are "
+                     "accepted after their invariant checks", self.dir)
         return rec
+
+    def format(self) -> int | None:
+        """The store format its ``meta.json`` declares (None: no manifest yet); read once per Store."""
+        if not hasattr(self, "_format"):
+            manifest = self.manifest()
+            fmt = manifest.get("format") if isinstance(manifest, dict) else None
+            self._format = fmt if isinstance(fmt, int) else None
+        return self._format
+
+    def legacy_format(self) -> bool:
+        """The manifest says format 1: the store predates signed records."""
+        return self.format() == 1
 
     def _verify(self, meta, rec: dict, group: str, batch: int, index) -> str | None:
         if not isinstance(meta, dict):
@@ -222,14 +279,14 @@ class Store:
         if index is not None and meta.get("index") is not None and meta.get("index") != list(index):
             return f"covers examples {meta.get('index')}, but batch {batch} is examples {list(index)}"
         got = str(meta.get("hash", ""))
-        secret = os.environ.get(SECRET_ENV)
-        if secret and not got.startswith("hmac-sha256:"):
-            return f"is not signed with ${SECRET_ENV} (only its holders may write this store)"
-        if not secret and got.startswith("hmac-sha256:"):
-            return f"is signed (HMAC) and ${SECRET_ENV} is not set, so it cannot be verified"
+        if not got.startswith("hmac-sha256:"):
+            return ("is not signed (a bare content hash, which anyone can recompute after an edit); signed "
+                    "records carry an HMAC")
         where = [meta.get("key"), meta.get("group"), meta.get("batch"), meta.get("index")]
-        if not hmac.compare_digest(got, record_hash(rec, where, secret)):
-            return "fails its content hash (edited or corrupted after it was written)"
+        if not hmac.compare_digest(got, record_hash(rec, where, store_secret())):
+            source = f"${SECRET_ENV}" if os.environ.get(SECRET_ENV) else f"your key {user_secret_path()}"
+            return (f"fails its signature (edited after it was written, or signed with another key than "
+                    f"{source})")
         return None
 
     def _reject(self, path: Path, problem: str) -> None:
@@ -251,7 +308,7 @@ class Store:
         rec = json.loads(json.dumps({k: v for k, v in record.items() if k != INTEGRITY}))
         where = [self.key, group, batch, list(index) if index is not None else None]
         rec[INTEGRITY] = {"format": FORMAT, "key": self.key, "group": group, "batch": batch, "index": where[3],
-                          "hash": record_hash(rec, where, os.environ.get(SECRET_ENV))}
+                          "hash": record_hash(rec, where, store_secret())}
         atomic_write_text(self._path(group, batch), json.dumps(rec))
 
     def write_meta(self, meta: dict) -> None:
@@ -267,6 +324,7 @@ class Store:
                         path, old.get("key"), self.key)
         if old != json.loads(json.dumps(manifest, default=str)):
             atomic_write_text(path, json.dumps(manifest, indent=1, default=str))
+        self._format = FORMAT
 
     def manifest(self) -> dict | None:
         try:
