@@ -239,9 +239,15 @@ def resolve_name(name: str) -> str:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style pattern, sorted."""
+    """Registered model names matching a shell-style pattern, sorted.
+
+    An alias that matches counts as its model, the way :func:`create_model` resolves it:
+    ``list_models("cascaded")`` is ``["cascaded4"]``, as ``create_model("cascaded")`` builds ``cascaded4``.
+    """
     _ensure_loaded()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    names = {n for n in _REGISTRY if fnmatch.fnmatch(n, pattern)}
+    names |= {key for alias, key in _ALIASES.items() if key in _REGISTRY and fnmatch.fnmatch(alias, pattern)}
+    return sorted(names)
 
 
 def registered_factories() -> dict[str, Callable[..., nn.Module]]:
@@ -316,7 +322,9 @@ def create_model(name: str, pretrained: bool = False, checkpoint: str | Path | N
         return model
     key = resolve_name(name)
     card = get_card(key)
-    model = _REGISTRY[key].factory(**{k: v for k, v in kwargs.items() if v is not None})
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    check_factory_kwargs(key, _REGISTRY[key].factory, kwargs)
+    model = _REGISTRY[key].factory(**kwargs)
     if checkpoint is not None:
         if card.base:
             _load_base_weights(model, card, checkpoint, sha256)
@@ -338,6 +346,28 @@ def create_model(name: str, pretrained: bool = False, checkpoint: str | Path | N
     model.eval()
     model.card = replace(card, params=count_params(model), code_sha256=code_sha256(model))
     return model
+
+
+def check_factory_kwargs(name: str, factory: Callable[..., nn.Module], kwargs: dict) -> None:
+    """Refuse architecture arguments the factory does not take, naming the ones it does, before building.
+
+    (Without this, ``create_model("cascaded4", dataset="cifar10")`` is a TypeError from deep inside a
+    constructor that names neither the model nor what it accepts.)
+    """
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin or C factory: nothing to check against
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [n for n, p in params.items() if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                        inspect.Parameter.KEYWORD_ONLY)]
+    bad = sorted(set(kwargs) - set(takes))
+    if bad:
+        raise TypeError(f"model {name!r} has no architecture argument(s) {', '.join(bad)}; it takes "
+                        f"{', '.join(takes) or 'none'}")
 
 
 def _load_base_weights(model: nn.Module, card: ModelCard, checkpoint: str | Path | None = None,

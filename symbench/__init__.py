@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = {"benchmark", "load_model", "list_models", "list_suites", "results", "compare", "rows_frame"}
+_API = {"benchmark", "load_model", "create_model", "list_models", "list_suites", "results", "compare", "rows_frame"}
 __all__ = sorted(_API) + ["__version__"]
 
 

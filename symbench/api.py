@@ -29,7 +29,10 @@ COLUMNS = ["model", "suite", "suite_id", "threat", "eps", "eps_display", "n", "c
 
 
 def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
-    """Registered model names matching a shell pattern (``pretrained=True``: only those with shipped weights)."""
+    """Registered model names matching a shell pattern (``pretrained=True``: only those with shipped weights).
+
+    Aliases count as their model, as in :func:`load_model`: ``list_models("cascaded")`` is ``["cascaded4"]``.
+    """
     from symbench.models import get_card
     from symbench.models import list_models as _list
 
@@ -37,40 +40,152 @@ def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
     return [n for n in names if get_card(n).sha256] if pretrained else names
 
 
-def load_model(name: str, pretrained: bool = True, *, checkpoint: str | Path | None = None,
-               sha256: str | None = None, **kwargs) -> "nn.Module":
+def create_model(name: str, pretrained: bool = False, **kwargs) -> "nn.Module":
+    """timm's name for building a registered model (random weights unless ``pretrained=True``); see
+    :func:`symbench.models.create_model`. :func:`load_model` is the same with ``pretrained=True``."""
+    from symbench.models import create_model as _create
+
+    return _create(name, pretrained=pretrained, **kwargs)
+
+
+# RobustBench's names for what symbench calls a threat (``ThreatModel`` values) and its datasets
+THREAT_MODELS = {"linf": "linf", "l2": "l2", "corruptions": "corruptions"}
+DATASETS = ("cifar10",)
+
+
+def _enum_value(v: Any) -> Any:
+    """RobustBench passes enums (``ThreatModel.Linf``); their ``.value`` is the string."""
+    return getattr(v, "value", v)
+
+
+def check_dataset(dataset: Any) -> None:
+    """Only CIFAR-10 is benchmarked here; anything else is one clear error."""
+    if dataset is None:
+        return
+    d = str(_enum_value(dataset)).lower().replace("-", "")
+    if d not in DATASETS:
+        raise ValueError(f"dataset {_enum_value(dataset)!r}: symbench benchmarks CIFAR-10 only (dataset=\"cifar10\"); "
+                         "its suites, models and reference rows are all CIFAR-10")
+
+
+def parse_threat_model(threat_model: Any) -> str | None:
+    """``"Linf"``/``"L2"``/``"corruptions"`` (or RobustBench's ``ThreatModel``) → symbench's ``linf``/``l2``/``corruptions``."""
+    if threat_model is None:
+        return None
+    t = str(_enum_value(threat_model)).lower()
+    if t not in THREAT_MODELS:
+        raise ValueError(f"threat_model {_enum_value(threat_model)!r}: expected \"Linf\", \"L2\" or \"corruptions\" "
+                         "(RobustBench's names)")
+    return THREAT_MODELS[t]
+
+
+def load_model(name: str | None = None, pretrained: bool = True, *, checkpoint: str | Path | None = None,
+               sha256: str | None = None, dataset: str | None = None, threat_model: str | None = None,
+               model_dir: str | Path | None = None, model_name: str | None = None, **kwargs) -> "nn.Module":
     """A registered model in eval mode (``cascaded`` → ``cascaded4``; ``<model>+<defense>`` too).
 
     Args:
-        name: registered name, alias, ``<model>+<defense>[:k=v]`` or ``robustbench:<Name>``.
+        name: registered name, alias, ``<model>+<defense>[:k=v]`` or ``robustbench:<Name>``
+            (``model_name=`` is RobustBench's spelling of the same argument).
         pretrained: load the shipped checkpoint (verified against the card's sha256).
         checkpoint: your own ``.safetensors`` for this architecture instead (``sha256`` checked if given).
+        dataset: RobustBench's argument; only ``"cifar10"`` exists here, anything else is an error.
+        threat_model: RobustBench's ``"Linf"``/``"L2"``/``"corruptions"``: picks the zoo of a
+            ``robustbench:<Name>`` model; a symbench model is not tied to a threat, so it is only checked.
+        model_dir: where RobustBench checkpoints live (default ``$SYMBENCH_HOME/cache/robustbench``); for a
+            symbench model, a folder holding its checkpoint file (verified against the card's sha256).
+        **kwargs: architecture arguments of the model's factory (an unknown one is refused, naming those it takes).
+
+    >>> symbench.load_model("robustbench:Standard", dataset="cifar10", threat_model="Linf")  # doctest: +SKIP
     """
-    if name.startswith("robustbench:"):
+    if name is None and model_name is None:
+        raise TypeError("load_model() needs a model name, e.g. load_model(\"cascaded4\")")
+    if name is not None and model_name is not None and name != model_name:
+        raise TypeError(f"load_model() got two names, {name!r} and model_name={model_name!r}")
+    name = name if name is not None else model_name
+    if not isinstance(name, str):
+        raise TypeError(f"load_model() takes a model name (str), got {type(name).__name__}")
+    check_dataset(dataset)
+    threat = parse_threat_model(threat_model)
+    from symbench.models.robustbench_zoo import PREFIX, parse_name
+
+    if name.startswith(PREFIX):
         from symbench.models.robustbench_zoo import load_robustbench_model
 
-        return load_robustbench_model(name, kwargs.pop("model_dir", None))
-    from symbench.models import create_model
+        if kwargs:
+            raise TypeError(f"load_model({name!r}): a RobustBench model takes no architecture arguments "
+                            f"({', '.join(sorted(kwargs))})")
+        if threat is not None:
+            spec = parse_name(name)
+            explicit = "/" in name[len(PREFIX):]
+            want = {"linf": "Linf", "l2": "L2", "corruptions": "corruptions"}[threat]
+            if explicit and spec.threat != want:
+                raise ValueError(f"load_model({name!r}, threat_model={_enum_value(threat_model)!r}): the name already "
+                                 f"picks RobustBench's {spec.threat} zoo")
+            name = f"{PREFIX}{want}/{spec.name}" if want != "Linf" else f"{PREFIX}{spec.name}"
+        return load_robustbench_model(name, model_dir)
+    from symbench.models import create_model as _create
 
-    return create_model(name, pretrained=pretrained and checkpoint is None, checkpoint=checkpoint, sha256=sha256,
-                        **kwargs)
+    if model_dir is not None:
+        if checkpoint is not None:
+            raise TypeError("load_model(): give checkpoint= or model_dir=, not both")
+        checkpoint, sha256 = _checkpoint_in(name, Path(model_dir)), sha256
+    return _create(name, pretrained=pretrained and checkpoint is None, checkpoint=checkpoint, sha256=sha256,
+                   **kwargs)
 
 
-def benchmark(model_or_name: "str | nn.Module", suite: str = "quick", *, n: int | None = None,
-              eps: float | list[float] | None = None, data_dir: str | Path | None = None,
-              device: str | None = None, progress: bool = True, batch_size: int | None = None,
-              seed: int | None = None, name: str | None = None, rows: str | Path | None | bool = True,
+def _checkpoint_in(name: str, model_dir: Path) -> Path:
+    """A registered model's checkpoint file inside ``model_dir`` (the card's file name), checked to exist."""
+    from symbench.models import get_card
+
+    card = get_card(name)
+    if not card.checkpoint:
+        raise ValueError(f"model {card.name!r} has no checkpoint file in its card to look for in {model_dir}")
+    path = model_dir / Path(card.checkpoint).name
+    if not path.is_file():
+        raise FileNotFoundError(f"model_dir={str(model_dir)!r}: no {path.name} there (the checkpoint of {card.name}); "
+                                "symbench's shipped weights need no model_dir")
+    return path
+
+
+_ROBUSTBENCH_ONLY = {
+    "to_disk": "rows always go to $SYMBENCH_HOME/rows.jsonl (rows=False: nowhere, rows=PATH: a file)",
+    "log_path": "progress goes to the `symbench` logger on stderr",
+    "aa_state_path": "every batch is stored in $SYMBENCH_HOME/store and a rerun resumes from it",
+    "preprocessing": "put preprocessing inside the model (it takes [0,1] images)",
+    "corruptions": "threat_model=\"corruptions\" runs all 19 corruptions (suite `corruptions`)",
+}
+
+
+def benchmark(model_or_name: "str | nn.Module", suite: str | Path | None = None, *, n: int | None = None,
+              n_examples: int | None = None, dataset: str | None = None, threat_model: str | None = None,
+              eps: "float | list[float] | dict[str, float | list[float]] | None" = None,
+              data_dir: str | Path | None = None, device: str | None = None, progress: bool = True,
+              batch_size: int | None = None, seed: int | None = None, name: str | None = None,
+              model_name: str | None = None, rows: str | Path | None | bool = True,
               store: str | Path | None = None, checkpoint: str | Path | None = None,
               download: bool = False, **kwargs: Any) -> "pd.DataFrame":
     """Run a suite on a model; one DataFrame row per (threat, eps).
 
+    RobustBench's call works with RobustBench's meaning:
+    ``benchmark(model, n_examples=64, dataset="cifar10", threat_model="Linf", eps=8/255)`` runs
+    AutoAttack standard (suite ``standard``) at Linf 8/255 on the first 64 test images.
+
     Args:
         model_or_name: a registered name, or any ``nn.Module`` mapping [0,1] NCHW images to logits
             (normalization inside, eval mode; like ``robustbench.benchmark``).
-        suite: suite name (``symbench.list_suites()``) or a ``.toml`` path.
-        n: test examples (default: the suite's). eps: eps on the [0,1] scale (8/255), replacing the suite's.
+        suite: suite name (``symbench.list_suites()``) or a ``.toml`` path; default ``quick``, or
+            ``standard`` (AutoAttack, as RobustBench) when ``threat_model`` is given.
+        n: test examples (default: the suite's); ``n_examples`` is RobustBench's name for it.
+        dataset: ``"cifar10"`` (the only one here; anything else is an error).
+        threat_model: ``"Linf"`` or ``"L2"`` runs only that threat of the suite; ``"corruptions"`` the
+            ``corruptions`` suite.
+        eps: on the [0,1] scale, replacing the suite's: a float or a list for the chosen threat (or a
+            one-threat suite), or ``{"linf": [1/255, 2/255], "l2": 0.25}`` per threat.
         data_dir: CIFAR-10 (default: ``$SYMBENCH_DATA``, then a ``shared/data`` beside the checkout).
-        name: the name rows carry for an unregistered module (default ``custom:<ClassName>``).
+        device: ``"cuda"``/``"cpu"`` (default: CUDA when available). batch_size: examples per stored batch.
+        name: the name rows carry for an unregistered module (default ``custom:<ClassName>``; RobustBench:
+            ``model_name``).
         rows: where rows are appended: True = the user's ``rows.jsonl``, a path, or False/None for nowhere.
         store: per-example store (default: the user's); reruns resume from it.
         download: let torchvision download CIFAR-10 when no local copy is found.
@@ -82,6 +197,32 @@ def benchmark(model_or_name: "str | nn.Module", suite: str = "quick", *, n: int 
         accuracy after each attack of the suite); ``DataFrame.attrs["rows"]`` holds the full JSON rows.
     """
     from torch import nn
+
+    if suite is not None and not isinstance(suite, (str, Path)):
+        hint = (f"; for the number of test examples write n_examples={suite} (RobustBench's name) or n={suite}"
+                if isinstance(suite, int) and not isinstance(suite, bool) else "")
+        raise TypeError(f"benchmark(model, {suite!r}): the second argument is the suite (a name such as \"quick\" "
+                        f"or a .toml path), got {type(suite).__name__}{hint}")
+    _check_benchmark_kwargs(kwargs)
+    check_dataset(dataset)
+    threat = parse_threat_model(threat_model)
+    n = _one_of("n", n, "n_examples", n_examples)
+    name = _one_of("name", name, "model_name", model_name)
+    for arg, v in (("n", n), ("batch_size", batch_size)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"benchmark(): {arg} must be a positive integer, got {v!r}")
+    if threat == "corruptions":
+        if suite is not None and str(suite) != "corruptions":
+            raise ValueError(f"benchmark(): threat_model=\"corruptions\" is the `corruptions` suite, not {str(suite)!r}")
+        if eps is not None:
+            raise ValueError("benchmark(): threat_model=\"corruptions\" has no eps")
+        suite, threat = "corruptions", None
+    if suite is None:
+        suite = "standard" if threat else "quick"
+        if threat:
+            log.info("threat_model given and no suite: running `standard` (AutoAttack standard, as "
+                     "robustbench.benchmark) at %s", threat)
+    eps = _eps_argument(eps, threat, str(suite))
 
     from symbench.bench.run.evaluate import bench
     from symbench.paths import default_data_dir, user_rows
@@ -100,15 +241,83 @@ def benchmark(model_or_name: "str | nn.Module", suite: str = "quick", *, n: int 
         model_name = model_or_name
     else:
         raise TypeError(f"benchmark() takes a model name or an nn.Module, got {type(model_or_name).__name__}")
-    if isinstance(eps, (int, float)):
-        eps = [float(eps)]
     out = user_rows() if rows is True else (Path(rows) if rows else None)
-    got = bench(model_name, suite, data_dir=data_dir or default_data_dir(), n=n, eps=eps, batch_size=batch_size,
+    got = bench(model_name, str(suite), data_dir=data_dir or default_data_dir(), n=n, eps=eps, batch_size=batch_size,
                 seed=seed, out=out, store=store, device=device, progress=progress, model=model,
                 checkpoint=checkpoint, download=download, **kwargs)
     if out is not None:
         log.info("rows appended to %s", out)
     return rows_frame(got)
+
+
+def _one_of(a: str, va: Any, b: str, vb: Any) -> Any:
+    """Two names for one argument (ours and RobustBench's): either, or both when equal."""
+    if va is not None and vb is not None and va != vb:
+        raise TypeError(f"benchmark() got {a}={va!r} and {b}={vb!r}: the same argument twice, with different values")
+    return va if va is not None else vb
+
+
+def _check_benchmark_kwargs(kwargs: dict) -> None:
+    """Keyword arguments ``bench()`` does not take: one clear line before any compute."""
+    import inspect
+
+    import dataclasses
+
+    from symbench.bench.run import evaluate
+
+    own = set(inspect.signature(benchmark).parameters)
+    config = getattr(evaluate, "BenchConfig", None)  # the evaluation's settings, one field each
+    takes = ({f.name for f in dataclasses.fields(config)} if config is not None
+             else set(inspect.signature(evaluate.bench).parameters)) - {"model_name", "suite_name", "out", "model"}
+    for k in kwargs:
+        if k in _ROBUSTBENCH_ONLY:
+            raise TypeError(f"benchmark(): RobustBench's {k}= has no counterpart here: {_ROBUSTBENCH_ONLY[k]}")
+        if k not in takes:
+            raise TypeError(f"benchmark() got an unexpected keyword argument {k!r}; besides its own it passes "
+                            f"{', '.join(sorted(takes - own))} to the evaluation")
+
+
+def _eps_argument(eps: Any, threat: str | None, suite: str) -> "list[float] | dict[str, list[float]] | None":
+    """``eps`` as the evaluation takes it: None, a list (for a one-threat suite) or ``{threat: [eps]}``.
+
+    ``threat`` (from ``threat_model``) names the threat a bare eps belongs to and runs only that threat.
+    """
+    if isinstance(eps, dict):
+        table = {}
+        for k, v in eps.items():
+            t = parse_threat_model(k)
+            if t not in ("linf", "l2"):
+                raise ValueError(f"benchmark(): eps dict keys are threats (\"linf\", \"l2\"), got {k!r}")
+            table[t] = _eps_list(v)
+        if threat is not None:
+            if threat not in table:
+                raise ValueError(f"benchmark(): threat_model={threat!r} but the eps dict names only {sorted(table)}")
+            table = {threat: table[threat]}
+        return table
+    values = None if eps is None else _eps_list(eps)
+    if threat is None and values is None:
+        return None
+    from symbench.bench.suites import load_suite
+
+    threats = {t.norm: list(t.eps) for t in load_suite(suite).threats}
+    if threat is None:
+        if len(threats) > 1:
+            raise ValueError(f"benchmark(): suite {suite!r} has {len(threats)} threats ({', '.join(threats)}); say which "
+                             f"the eps belong to: threat_model=\"Linf\", or eps={{\"linf\": {values}}}")
+        return values
+    if threat not in threats:
+        raise ValueError(f"benchmark(): suite {suite!r} has no {threat} threat (its threats: "
+                         f"{', '.join(threats) or 'none'}); suite=\"standard\" has Linf and L2")
+    return {threat: values if values is not None else threats[threat]}
+
+
+def _eps_list(v: Any) -> list[float]:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return [float(v)]
+    if isinstance(v, (list, tuple)) and v and all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v):
+        return [float(e) for e in v]
+    raise TypeError(f"benchmark(): eps must be a number, a non-empty list of numbers or a {{threat: eps}} dict, "
+                    f"got {v!r}")
 
 
 def results(model: str | None = None, suite: str | None = None, *, published: bool = False,
@@ -171,35 +380,35 @@ def _log_to_stderr() -> None:
 
 
 def compare(model_a: str, model_b: str, suite: str = "standard", *, rows: str | Path | None = None,
-            store: str | Path | None = None, metric: str = "robust") -> "pd.DataFrame":
+            store: str | Path | None = None, metric: str = "robust", outcomes: str | Path | None = None
+            ) -> "pd.DataFrame":
     """Paired comparison of two models on the same examples, one row per (threat, eps) both were run at.
 
-    Reads the per-example outcomes behind each model's row (the largest-n row of ``suite``) from the
-    store: accuracies, difference with its 95% interval, exact McNemar p-value; refuses rows run on
-    different examples. ``df.attrs["sentences"]`` says each comparison in one honest sentence.
+    Reads the per-example outcomes behind each model's row (the largest-n row of ``suite``) from your
+    store when it holds the run, else from the published outcomes shipped with symbench, so a published
+    row pairs on a fresh install with no compute, and your own ``custom:MyNet`` row pairs with any
+    published row run on the same examples (same data, same n). Gives accuracies, the difference with
+    its 95% interval and the exact McNemar p-value. ``df.attrs["sentences"]`` says each comparison in
+    one sentence, ``df["source_a"]``/``df["source_b"]`` where the outcomes came from, and
+    ``df.attrs["refused"]`` the (threat, eps) that could not be paired and why (an error if none could).
 
     Args:
         rows: rows file (default: the user's rows, then the published board's).
-        store: the store holding both runs (default: the user's).
+        store: the store to look in first (default: the user's).
         metric: ``robust`` (worst case over the suite's attacks) or ``clean``.
+        outcomes: published outcomes file (default: the shipped ``leaderboard/v1/outcomes.jsonl``).
     """
     import pandas as pd
 
-    from symbench.bench.run.compare import compare_rows, matching_rows
     from symbench.bench.run.records import read_rows
+    from symbench.leaderboard.pairing import pair_models
     from symbench.paths import published_rows, user_rows
 
     sources = [Path(rows)] if rows else [user_rows(), published_rows()]
     every = [r for src in sources for r in read_rows(src)]
-    a, b = matching_rows(every, model_a, suite), matching_rows(every, model_b, suite)
-    if not a or not b:
-        missing = model_a if not a else model_b
-        raise ValueError(f"no {suite!r} rows for {missing!r} in {', '.join(map(str, sources))}: run "
-                         f"`symbench bench --model {missing} --suite {suite}` first")
-    common = sorted(set(a) & set(b))
-    if not common:
-        raise ValueError(f"{model_a} and {model_b} share no (threat, eps) in suite {suite!r}")
-    results = [compare_rows(a[k], b[k], store, metric) for k in common]
-    df = pd.DataFrame.from_records([r.to_json() for r in results])
-    df.attrs["sentences"] = [r.sentence() for r in results]
+    res = pair_models(every, model_a, model_b, suite, store=store, metric=metric, outcomes=outcomes)
+    df = pd.DataFrame.from_records([{**r.to_json(), "source_a": sa, "source_b": sb}
+                                    for r, (sa, sb) in zip(res.comparisons, res.sources)])
+    df.attrs["sentences"] = [r.sentence() for r in res.comparisons]
+    df.attrs["refused"] = res.refused
     return df

@@ -126,3 +126,81 @@ def test_the_cli_reports_a_defense_gain_as_paired_with_its_verdict():
     assert "+0.020 [-0.030, +0.070], McNemar p=0.5: no significant gain" in _details([row])
     row["defense_gain"].update(low=0.01, p_value=0.01, significant=True)
     assert "p=0.01: significant" in _details([row])
+
+
+# ------------------------------------------------------------------------------------------------
+# RobustBench's and timm's habits (issue 25)
+# ------------------------------------------------------------------------------------------------
+
+TWO_THREATS = DET_SUITE.replace('name = "det"', 'name = "det2"') + '[[threats]]\nnorm = "l2"\neps = [0.5]\n'
+
+
+def test_a_positional_int_is_one_clear_line_naming_n_examples(tiny_model, tmp_path):
+    with pytest.raises(TypeError, match=r"n_examples=100 \(RobustBench's name\) or n=100"):
+        symbench.benchmark(tiny_model, 100, store=tmp_path / "store")
+    assert not (tmp_path / "store").exists()
+
+
+def test_robustbench_argument_names_run_with_robustbench_meaning(tiny_model, tiny_data, tmp_path):
+    suite = tmp_path / "det2.toml"
+    suite.write_text(TWO_THREATS)
+    import numpy as np
+
+    (tmp_path / "data" / "cifar10").mkdir(parents=True)   # a data dir, so n_examples picks the first 16 images
+    x8 = (tiny_data.x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    np.savez(tmp_path / "data" / "cifar10" / "test.npz", x=x8, y=tiny_data.y.numpy())
+    kw = dict(data_dir=tmp_path / "data", rows=False, store=tmp_path / "store", checks=False, progress=False)
+    df = symbench.benchmark(tiny_model, str(suite), n_examples=16, dataset="cifar10", threat_model="L2",
+                            eps=[0.25, 0.5], model_name="tiny_rb", **kw)
+    assert list(df["threat"]) == ["l2", "l2"] and list(df["eps"]) == [0.25, 0.5]   # only the chosen threat
+    assert set(df["n"]) == {16} and set(df["model"]) == {"tiny_rb"}
+    df = symbench.benchmark(tiny_model, str(suite), n_examples=16, threat_model="Linf", **kw)
+    assert list(df["threat"]) == ["linf", "linf"] and list(df["eps"]) == [0.02, 0.05]  # the suite's eps for it
+    with pytest.raises(ValueError, match=r'say which the eps belong to: threat_model="Linf"'):
+        symbench.benchmark(tiny_model, str(suite), eps=[1 / 255, 2 / 255], **kw)
+
+
+@pytest.mark.parametrize("kw, err, match", [
+    (dict(dataset="cifar100"), ValueError, "CIFAR-10 only"),
+    (dict(threat_model="Linf2"), ValueError, '"Linf", "L2" or "corruptions"'),
+    (dict(threat_model="L2", suite="quick"), ValueError, "suite 'quick' has no l2 threat"),
+    (dict(n=10, n_examples=20), TypeError, "the same argument twice"),
+    (dict(to_disk=True), TypeError, "RobustBench's to_disk= has no counterpart"),
+    (dict(bogus=1), TypeError, "unexpected keyword argument 'bogus'"),
+    (dict(eps="8/255"), TypeError, "eps must be a number"),
+])
+def test_bad_robustbench_style_arguments_fail_before_any_compute(tiny_model, tmp_path, kw, err, match):
+    with pytest.raises(err, match=match):
+        symbench.benchmark(tiny_model, store=tmp_path / "store", rows=False, **kw)
+    assert not (tmp_path / "store").exists()
+
+
+def test_load_model_takes_and_checks_robustbench_arguments(tmp_path):
+    m = symbench.load_model("cascaded", dataset="cifar10", threat_model="Linf")
+    assert m.card.name == "cascaded4" and not m.training
+    with pytest.raises(ValueError, match="CIFAR-10 only"):
+        symbench.load_model("cascaded4", dataset="imagenet")
+    with pytest.raises(TypeError, match="no architecture argument"):
+        symbench.load_model("cascaded4", widht=8)
+    with pytest.raises(FileNotFoundError, match="no cascaded4.safetensors there"):
+        symbench.load_model("cascaded4", model_dir=tmp_path)
+    from symbench.models.registry import checkpoint_path
+
+    import shutil
+    shutil.copy(checkpoint_path(m.card), tmp_path / "cascaded4.safetensors")
+    again = symbench.load_model(model_name="cascaded4", model_dir=tmp_path)  # RobustBench's keyword, own folder
+    assert again.card.sha256 == m.card.sha256 and again.card.checkpoint == str(tmp_path / "cascaded4.safetensors")
+
+
+def test_timm_habits_create_model_at_the_top_and_list_models_resolves_aliases():
+    assert symbench.list_models("cascaded") == ["cascaded4"]          # the alias load_model resolves
+    assert symbench.list_models("cascaded*") == symbench.list_models("cascaded*[0-9]*")
+    m = symbench.create_model("cascaded")
+    assert m.card.name == "cascaded4" and m.card.sha256 is None        # random weights, like timm
+    assert "create_model" in dir(symbench)
+
+
+def test_import_robustbench_works_after_the_documented_one_liner():
+    code = "import symbench.compat\nimport robustbench\nfrom robustbench.utils import load_model\nprint('ok')"
+    res = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-1500:]
