@@ -48,37 +48,6 @@ def create_model(name: str, pretrained: bool = False, **kwargs) -> "nn.Module":
     return _create(name, pretrained=pretrained, **kwargs)
 
 
-# RobustBench's names for what symbench calls a threat (``ThreatModel`` values) and its datasets
-THREAT_MODELS = {"linf": "linf", "l2": "l2", "corruptions": "corruptions"}
-DATASETS = ("cifar10",)
-
-
-def _enum_value(v: Any) -> Any:
-    """RobustBench passes enums (``ThreatModel.Linf``); their ``.value`` is the string."""
-    return getattr(v, "value", v)
-
-
-def check_dataset(dataset: Any) -> None:
-    """Only CIFAR-10 is benchmarked here; anything else is one clear error."""
-    if dataset is None:
-        return
-    d = str(_enum_value(dataset)).lower().replace("-", "")
-    if d not in DATASETS:
-        raise ValueError(f"dataset {_enum_value(dataset)!r}: symbench benchmarks CIFAR-10 only (dataset=\"cifar10\"); "
-                         "its suites, models and reference rows are all CIFAR-10")
-
-
-def parse_threat_model(threat_model: Any) -> str | None:
-    """``"Linf"``/``"L2"``/``"corruptions"`` (or RobustBench's ``ThreatModel``) → symbench's ``linf``/``l2``/``corruptions``."""
-    if threat_model is None:
-        return None
-    t = str(_enum_value(threat_model)).lower()
-    if t not in THREAT_MODELS:
-        raise ValueError(f"threat_model {_enum_value(threat_model)!r}: expected \"Linf\", \"L2\" or \"corruptions\" "
-                         "(RobustBench's names)")
-    return THREAT_MODELS[t]
-
-
 def load_model(name: str | None = None, pretrained: bool = True, *, checkpoint: str | Path | None = None,
                sha256: str | None = None, dataset: str | None = None, threat_model: str | None = None,
                model_dir: str | Path | None = None, model_name: str | None = None, **kwargs) -> "nn.Module":
@@ -105,9 +74,11 @@ def load_model(name: str | None = None, pretrained: bool = True, *, checkpoint: 
     name = name if name is not None else model_name
     if not isinstance(name, str):
         raise TypeError(f"load_model() takes a model name (str), got {type(name).__name__}")
+    from symbench.arguments import enum_value, check_dataset, parse_threat_model
+    from symbench.models.robustbench_zoo import PREFIX, parse_name
+
     check_dataset(dataset)
     threat = parse_threat_model(threat_model)
-    from symbench.models.robustbench_zoo import PREFIX, parse_name
 
     if name.startswith(PREFIX):
         from symbench.models.robustbench_zoo import load_robustbench_model
@@ -120,7 +91,7 @@ def load_model(name: str | None = None, pretrained: bool = True, *, checkpoint: 
             explicit = "/" in name[len(PREFIX):]
             want = {"linf": "Linf", "l2": "L2", "corruptions": "corruptions"}[threat]
             if explicit and spec.threat != want:
-                raise ValueError(f"load_model({name!r}, threat_model={_enum_value(threat_model)!r}): the name already "
+                raise ValueError(f"load_model({name!r}, threat_model={enum_value(threat_model)!r}): the name already "
                                  f"picks RobustBench's {spec.threat} zoo")
             name = f"{PREFIX}{want}/{spec.name}" if want != "Linf" else f"{PREFIX}{spec.name}"
         return load_robustbench_model(name, model_dir)
@@ -146,15 +117,6 @@ def _checkpoint_in(name: str, model_dir: Path) -> Path:
         raise FileNotFoundError(f"model_dir={str(model_dir)!r}: no {path.name} there (the checkpoint of {card.name}); "
                                 "symbench's shipped weights need no model_dir")
     return path
-
-
-_ROBUSTBENCH_ONLY = {
-    "to_disk": "rows always go to $SYMBENCH_HOME/rows.jsonl (rows=False: nowhere, rows=PATH: a file)",
-    "log_path": "progress goes to the `symbench` logger on stderr",
-    "aa_state_path": "every batch is stored in $SYMBENCH_HOME/store and a rerun resumes from it",
-    "preprocessing": "put preprocessing inside the model (it takes [0,1] images)",
-    "corruptions": "threat_model=\"corruptions\" runs all 19 corruptions (suite `corruptions`)",
-}
 
 
 def benchmark(model_or_name: "str | nn.Module", suite: str | Path | None = None, *, n: int | None = None,
@@ -203,11 +165,15 @@ def benchmark(model_or_name: "str | nn.Module", suite: str | Path | None = None,
                 if isinstance(suite, int) and not isinstance(suite, bool) else "")
         raise TypeError(f"benchmark(model, {suite!r}): the second argument is the suite (a name such as \"quick\" "
                         f"or a .toml path), got {type(suite).__name__}{hint}")
-    _check_benchmark_kwargs(kwargs)
+    import inspect
+
+    from symbench.arguments import check_benchmark_kwargs, check_dataset, eps_argument, one_of, parse_threat_model
+
+    check_benchmark_kwargs(kwargs, set(inspect.signature(benchmark).parameters))
     check_dataset(dataset)
     threat = parse_threat_model(threat_model)
-    n = _one_of("n", n, "n_examples", n_examples)
-    name = _one_of("name", name, "model_name", model_name)
+    n = one_of("n", n, "n_examples", n_examples)
+    name = one_of("name", name, "model_name", model_name)
     for arg, v in (("n", n), ("batch_size", batch_size)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ValueError(f"benchmark(): {arg} must be a positive integer, got {v!r}")
@@ -222,7 +188,7 @@ def benchmark(model_or_name: "str | nn.Module", suite: str | Path | None = None,
         if threat:
             log.info("threat_model given and no suite: running `standard` (AutoAttack standard, as "
                      "robustbench.benchmark) at %s", threat)
-    eps = _eps_argument(eps, threat, str(suite))
+    eps = eps_argument(eps, threat, str(suite))
 
     from symbench.bench.run.evaluate import bench
     from symbench.paths import default_data_dir, user_rows
@@ -248,76 +214,6 @@ def benchmark(model_or_name: "str | nn.Module", suite: str | Path | None = None,
     if out is not None:
         log.info("rows appended to %s", out)
     return rows_frame(got)
-
-
-def _one_of(a: str, va: Any, b: str, vb: Any) -> Any:
-    """Two names for one argument (ours and RobustBench's): either, or both when equal."""
-    if va is not None and vb is not None and va != vb:
-        raise TypeError(f"benchmark() got {a}={va!r} and {b}={vb!r}: the same argument twice, with different values")
-    return va if va is not None else vb
-
-
-def _check_benchmark_kwargs(kwargs: dict) -> None:
-    """Keyword arguments ``bench()`` does not take: one clear line before any compute."""
-    import inspect
-
-    import dataclasses
-
-    from symbench.bench.run import evaluate
-
-    own = set(inspect.signature(benchmark).parameters)
-    config = getattr(evaluate, "BenchConfig", None)  # the evaluation's settings, one field each
-    takes = ({f.name for f in dataclasses.fields(config)} if config is not None
-             else set(inspect.signature(evaluate.bench).parameters)) - {"model_name", "suite_name", "out", "model"}
-    for k in kwargs:
-        if k in _ROBUSTBENCH_ONLY:
-            raise TypeError(f"benchmark(): RobustBench's {k}= has no counterpart here: {_ROBUSTBENCH_ONLY[k]}")
-        if k not in takes:
-            raise TypeError(f"benchmark() got an unexpected keyword argument {k!r}; besides its own it passes "
-                            f"{', '.join(sorted(takes - own))} to the evaluation")
-
-
-def _eps_argument(eps: Any, threat: str | None, suite: str) -> "list[float] | dict[str, list[float]] | None":
-    """``eps`` as the evaluation takes it: None, a list (for a one-threat suite) or ``{threat: [eps]}``.
-
-    ``threat`` (from ``threat_model``) names the threat a bare eps belongs to and runs only that threat.
-    """
-    if isinstance(eps, dict):
-        table = {}
-        for k, v in eps.items():
-            t = parse_threat_model(k)
-            if t not in ("linf", "l2"):
-                raise ValueError(f"benchmark(): eps dict keys are threats (\"linf\", \"l2\"), got {k!r}")
-            table[t] = _eps_list(v)
-        if threat is not None:
-            if threat not in table:
-                raise ValueError(f"benchmark(): threat_model={threat!r} but the eps dict names only {sorted(table)}")
-            table = {threat: table[threat]}
-        return table
-    values = None if eps is None else _eps_list(eps)
-    if threat is None and values is None:
-        return None
-    from symbench.bench.suites import load_suite
-
-    threats = {t.norm: list(t.eps) for t in load_suite(suite).threats}
-    if threat is None:
-        if len(threats) > 1:
-            raise ValueError(f"benchmark(): suite {suite!r} has {len(threats)} threats ({', '.join(threats)}); say which "
-                             f"the eps belong to: threat_model=\"Linf\", or eps={{\"linf\": {values}}}")
-        return values
-    if threat not in threats:
-        raise ValueError(f"benchmark(): suite {suite!r} has no {threat} threat (its threats: "
-                         f"{', '.join(threats) or 'none'}); suite=\"standard\" has Linf and L2")
-    return {threat: values if values is not None else threats[threat]}
-
-
-def _eps_list(v: Any) -> list[float]:
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return [float(v)]
-    if isinstance(v, (list, tuple)) and v and all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v):
-        return [float(e) for e in v]
-    raise TypeError(f"benchmark(): eps must be a number, a non-empty list of numbers or a {{threat: eps}} dict, "
-                    f"got {v!r}")
 
 
 def results(model: str | None = None, suite: str | None = None, *, published: bool = False,
