@@ -1,10 +1,11 @@
 """``symbench train``: seeded, resumable CIFAR-10 training that writes a verified checkpoint and card.
 
 Recipe: SGD (nesterov, momentum 0.9), one-cycle learning rate, reflect-pad-4 random crop + horizontal
-flip, optional adversarial training (``fgsm_rs``: FGSM from a random start, Wong et al. 2020;
-``pgd``: PGD-k, Madry et al. 2018) at Linf ``adv_eps`` on the [0,1] pixel scale. The data order and
-augmentation of epoch e depend only on (seed, e), so a run resumed from its last finished epoch gives
-the same weights as one that was never stopped.
+flip (``crop+flip+rot30+trans3`` adds a random rotation within ±30° and translation within ±3 px per
+image: torchvision's affine, bilinear, zero fill), optional adversarial training (``fgsm_rs``: FGSM
+from a random start, Wong et al. 2020; ``pgd``: PGD-k, Madry et al. 2018) at Linf ``adv_eps`` on the
+[0,1] pixel scale. The data order and augmentation of epoch e depend only on (seed, e), so a run
+resumed from its last finished epoch gives the same weights as one that was never stopped.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import logging
 import math
 import os
 import platform
+import re
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -43,6 +45,66 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     flip = torch.rand(n, generator=g) < 0.5
     out[flip] = out[flip].flip(-1)
     return out
+
+
+_ROT_TRANS = re.compile(r"crop\+flip\+rot(\d+)\+trans(\d+)")
+
+
+def parse_augment(name: str) -> tuple[bool, float, int]:
+    """A recipe's ``augment`` → (crop+flip?, max rotation in degrees, max translation in pixels).
+
+    Known: ``"none"``, ``"crop+flip"`` and ``"crop+flip+rot<D>+trans<P>"`` (crop+flip, then a random
+    rotation within ±D° and an integer translation within ±P px, as Engstrom et al. 2019's spatial
+    threat model; ``crop+flip+rot30+trans3`` is the rotaug baselines' recipe). Anything else is refused.
+    """
+    if name == "none":
+        return False, 0.0, 0
+    if name == "crop+flip":
+        return True, 0.0, 0
+    m = _ROT_TRANS.fullmatch(name)
+    if m is None:
+        raise ValueError(f"unknown augmentation {name!r}: use 'none', 'crop+flip' or "
+                         "'crop+flip+rot<degrees>+trans<pixels>' (e.g. 'crop+flip+rot30+trans3')")
+    return True, float(m.group(1)), int(m.group(2))
+
+
+def rotate_translate(x: torch.Tensor, angles: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Rotate each image by ``angles[i]`` degrees about its centre and shift it by ``shifts[i] = (tx, ty)``
+    pixels (right, down): torchvision's affine, bilinear, zero fill. Its angle turns clockwise as displayed:
+    90° is ``torch.rot90(x, -1, (2, 3))``.
+
+    Args:
+        x: (N, C, H, W) images in [0, 1]; the output is too (bilinear weights are convex, the fill is 0).
+        angles: (N,) degrees.  shifts: (N, 2) integer pixels.
+    """
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    return torch.stack([TF.affine(img, angle=float(a), translate=[int(t[0]), int(t[1])], scale=1.0, shear=[0.0, 0.0],
+                                  interpolation=InterpolationMode.BILINEAR, fill=0.0)
+                        for img, a, t in zip(x, angles.tolist(), shifts.tolist())])  # (N,C,H,W)
+
+
+def random_rotate_translate(x: torch.Tensor, g: torch.Generator, degrees: float, pixels: int) -> torch.Tensor:
+    """Per image, ``torchvision.transforms.v2.RandomAffine(degrees, translate=(pixels/W, pixels/H))``'s
+    distribution (angle uniform in ±degrees, each shift ``round(uniform(±pixels))``), drawn from ``g``
+    rather than the global RNG (RandomAffine draws one transform per call, and from the global RNG), so
+    an epoch's augmentation depends only on (seed, epoch) and a resumed run matches an uninterrupted one.
+    """
+    n = x.shape[0]
+    angles = (torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1) * degrees
+    shifts = torch.round((torch.rand(n, 2, generator=g, dtype=torch.float64) * 2 - 1) * pixels).to(torch.int64)
+    return rotate_translate(x, angles, shifts)
+
+
+def augment_batch(x: torch.Tensor, name: str, g: torch.Generator) -> torch.Tensor:
+    """The recipe's augmentation ``name`` (see :func:`parse_augment`) of a training batch, drawn from ``g``."""
+    crop_flip, degrees, pixels = parse_augment(name)
+    if crop_flip:
+        x = augment(x, g)
+    if degrees or pixels:
+        x = random_rotate_translate(x, g, degrees, pixels)
+    return x
 
 
 def one_cycle_lr(step: int, total: int, peak: float, warm_frac: float = 0.25) -> float:
@@ -108,8 +170,7 @@ def train_epoch(model, opt, data: ImageData, recipe: TrainRecipe, epoch: int, st
     for i in tqdm(batches, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not progress, leave=False):
         idx = perm[i:i + recipe.batch_size]
         x, y = data.x[idx], data.y[idx]
-        if recipe.augment == "crop+flip":
-            x = augment(x, g)
+        x = augment_batch(x, recipe.augment, g)  # "crop+flip": exactly augment(x, g), as before rotaug
         x, y = x.to(dev), y.to(dev)  # random draws stay on the CPU generator: the same on every device
         if recipe.adv:
             model.eval()  # BN statistics of clean data steer the attack; the update is in train mode
@@ -229,6 +290,7 @@ def train(name: str, *, data_dir=None, out_dir: Path | None = None, resume: bool
 
     name = resolve_name(name)
     recipe = replace(get_card(name).recipe, **{k: v for k, v in overrides.items() if v is not None})
+    parse_augment(recipe.augment)  # an unknown augmentation fails here, before any data is loaded
     torch.manual_seed(recipe.seed)
     torch.set_num_threads(recipe.threads)
     out_dir = Path(out_dir) if out_dir is not None else user_checkpoints()

@@ -47,3 +47,26 @@ def baseline_cnn10_pgdat(num_classes: int = 10, base: int = 16):
 def baseline_cnn10_narrow_pgdat(num_classes: int = 10, base: int = 7):
     """baseline_cnn10 at 7/16 width (114k params, 1.15x equivariant10's 99k), PGD-7 AT at Linf 8/255."""
     return baseline_cnn(10, base, num_classes)
+
+
+# Issue 24's augmentation baselines: the obvious competitor of an equivariant model is a CNN trained with the
+# transformations as augmentation. The baseline recipe (same epochs, lr, crop+flip) plus, per image, a random
+# rotation within ±30° and an integer translation within ±3 px (bilinear, zero fill): Engstrom et al. 2019's
+# spatial threat model, the range the `spatial` suite attacks.
+ROTAUG = "crop+flip+rot30+trans3"
+
+
+@register_model(family="baseline_rotaug", group="C1", depth=4, widths=schedule(4, 32)[0],
+                recipe=TrainRecipe(epochs=6, augment=ROTAUG),
+                paper="Engstrom et al. 2019 (spatial robustness) augmentation on the seed-1 baseline; issue 24")
+def baseline_cnn4_rotaug(num_classes: int = 10, base: int = 32):
+    """baseline_cnn4 trained with random rotations (±30°) and translations (±3 px) on top of crop+flip."""
+    return baseline_cnn(4, base, num_classes)
+
+
+@register_model(family="baseline_rotaug", group="C1", depth=10, widths=schedule(10, 16)[0],
+                recipe=TrainRecipe(epochs=8, augment=ROTAUG),
+                paper="Engstrom et al. 2019 (spatial robustness) augmentation on the seed-1 baseline; issue 24")
+def baseline_cnn10_rotaug(num_classes: int = 10, base: int = 16):
+    """baseline_cnn10 trained with random rotations (±30°) and translations (±3 px) on top of crop+flip."""
+    return baseline_cnn(10, base, num_classes)

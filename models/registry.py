@@ -65,7 +65,8 @@ class ModelCard:
     """Everything a result needs to cite a model.
 
     ``group`` is the symmetry the logits are built to respect ("C1" none, "C4" rot90-invariant,
-    "C4-branch" a rotation-equivariant branch inside an otherwise plain CNN).
+    "C8" rot90-invariant and approximately 45°-invariant, "C4-branch" a rotation-equivariant branch
+    inside an otherwise plain CNN).
     """
 
     name: str

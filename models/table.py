@@ -22,6 +22,7 @@ def models_table() -> str:
         params = card.params or sum(p.numel() for p in create_model(name).parameters())
         r = card.recipe
         recipe = f"{r.epochs} ep" + (f", {r.adv} AT eps {r.adv_eps * 255:.0f}/255" if r.adv else "")
+        recipe += f", {r.augment}" if r.augment != "crop+flip" else ""  # the default augmentation goes unsaid
         t = f"{card.train_seconds / 60:.0f} min ({card.train_device})" if card.train_seconds else "—"
         acc = f"{card.clean_acc:.2%}" if card.clean_acc is not None else "not trained yet"
         if card.notes and card.clean_acc is not None:

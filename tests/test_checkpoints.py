@@ -5,7 +5,7 @@ from symbench.models import CheckpointError, create_model
 from symbench.models.checkpoints import save_weights
 
 
-@pytest.mark.parametrize("name", ["baseline_cnn4", "equivariant4", "cascaded4"])
+@pytest.mark.parametrize("name", ["baseline_cnn4", "equivariant4", "equivariant4_c8", "cascaded4"])
 def test_roundtrip_with_matching_sha256(tmp_path, name):
     model = create_model(name, base=8)  # equivariant4's e2cnn layers share tensors: must still save
     sha = save_weights(model, tmp_path / "m.safetensors")
