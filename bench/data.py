@@ -19,7 +19,13 @@ log = logging.getLogger(__name__)
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
-CACHE_DIR = Path(os.environ.get("SYMBENCH_CACHE", Path.home() / ".cache" / "symbench"))
+
+
+def cache_dir() -> Path:
+    """torchvision's CIFAR-10 download and other derived data: ``$SYMBENCH_CACHE``, else ``$SYMBENCH_HOME/cache``."""
+    from symbench.paths import user_cache
+
+    return user_cache()
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -144,10 +150,10 @@ def _read_cifar10(split: str, data_dir, download: bool) -> tuple[np.ndarray, np.
             return found
         tried.append(str(root))
     if download:
-        found = _read_torchvision(CACHE_DIR, split, download=True)
+        found = _read_torchvision(cache_dir(), split, download=True)
         if found:
             return found
-        tried.append(f"{CACHE_DIR} (torchvision download failed)")
+        tried.append(f"{cache_dir()} (torchvision download failed)")
     raise DataNotFoundError(
         "CIFAR-10 not found. Either pass --data-dir DIR (or set SYMBENCH_DATA) to a directory holding "
         "cifar10/{train,test}.npz (uint8 NHWC 'x', int 'y') or torchvision's cifar-10-batches-py, "
@@ -164,7 +170,7 @@ def load_cifar10(split: str = "test", data_dir: str | os.PathLike | None = None,
         data_dir: directory with ``cifar10/{split}.npz`` or torchvision files; ``$SYMBENCH_DATA`` too.
         n: keep only n examples: the first n, or a seeded sample when ``sample_seed`` is given.
         sample_seed: seed of the sample (recorded in ``indices`` and in the data hash).
-        download: allow torchvision's download into ``$SYMBENCH_CACHE`` when nothing local exists.
+        download: allow torchvision's download into ``$SYMBENCH_HOME/cache`` (or ``$SYMBENCH_CACHE``) when nothing local exists.
     """
     x, y, source = _read_cifar10(split, data_dir, download)
     indices = None

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import jinja2
@@ -336,41 +336,52 @@ def build(rows_path: str | Path = DEFAULT_ROWS, out_dir: str | Path | None = Non
             headless Chromium.
     """
     from symbench.leaderboard.robustbench_ref import REFERENCE_PATH
+    from symbench.leaderboard.site import staged_site
 
     rows_path = Path(rows_path)
     out = Path(out_dir) if out_dir else rows_path.parent
     errors = validate_rows_file(rows_path)
     if errors:
         raise ValueError(f"{len(errors)} invalid row(s); fix the tool that wrote them:\n" + "\n".join(errors[:10]))
-    out.mkdir(parents=True, exist_ok=True)
+    with staged_site(out, rows_path) as stage:  # a kill leaves the old site (or none), never a mix of both
+        res = _build_into(stage, out, rows_path, Path(reference_path or REFERENCE_PATH), Path(claims_path), plots,
+                          screenshot)
+
+    def moved(v):  # a staged path → where it lies now
+        return [moved(p) for p in v] if isinstance(v, list) else out / v.relative_to(stage) if v else v
+    return BuildResult(**{f.name: moved(getattr(res, f.name)) for f in fields(res)})
+
+
+def _build_into(stage: Path, out: Path, rows_path: Path, reference_path: Path, claims_path: Path, plots: bool,
+                screenshot: bool) -> BuildResult:
+    """Render into ``stage``, links computed for the site's final place ``out``."""
     rows_copy = None
     if rows_path.resolve().parent != out.resolve():  # the folder links its own copy: it stays self-contained
         rows_copy = out / "data" / "rows.jsonl"
-        _write_if_changed(rows_copy, rows_path.read_text() if rows_path.is_file() else "")
-    page = collect(rows_path, Path(reference_path or REFERENCE_PATH), Path(claims_path),
-                   out / "plots" if plots else None, out, rows_copy)
-    readme, index = out / "README.md", out / "index.html"
+        _write_if_changed(stage / "data" / "rows.jsonl", rows_path.read_text() if rows_path.is_file() else "")
+    page = collect(rows_path, reference_path, claims_path, stage / "plots" if plots else None, out, rows_copy)
+    readme, index = stage / "README.md", stage / "index.html"
     _write_if_changed(readme, render_markdown(page))
     _write_if_changed(index, render_html(page))
     model_pages = []
     for m in page.models:
-        p = out / "models" / f"{model_file(m['name'])}.html"
+        p = stage / "models" / f"{model_file(m['name'])}.html"
         _write_if_changed(p, render_model(page, m))
         model_pages.append(p)
-    _remove_stale(out / "models", "*.html", model_pages)
+    _remove_stale(stage / "models", "*.html", model_pages)
     downloads = []
     for name, text in board_downloads(page).items():
-        p = out / "data" / name
+        p = stage / "data" / name
         _write_if_changed(p, text)
         downloads.append(p)
-    _remove_stale(out / "data", "*.[cj]s*", downloads + ([rows_copy] if rows_copy else []))
-    log.info("wrote %s, %s, %d model page(s) and %d plot(s) from %d row(s)", readme, index, len(model_pages),
-             len(page.plots), page.n_rows)
+    _remove_stale(stage / "data", "*.[cj]s*", downloads + ([stage / "data" / "rows.jsonl"] if rows_copy else []))
+    log.info("wrote %s, %s, %d model page(s) and %d plot(s) from %d row(s)", out / "README.md", out / "index.html",
+             len(model_pages), len(page.plots), page.n_rows)
     shots = []
     if screenshot:
         for name, width in SCREENSHOT_WIDTHS.items():
-            shots.append(take_full_screenshot(index, out / name, width))
-            log.info("wrote %s", shots[-1])
+            shots.append(take_full_screenshot(index, stage / name, width))
+            log.info("wrote %s", out / name)
     return BuildResult(readme, index, page.plots, shots[0] if shots else None, shots, model_pages, downloads)
 
 

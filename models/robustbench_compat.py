@@ -10,9 +10,11 @@ for its model zoo and loader.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 import warnings
 from types import ModuleType
@@ -61,10 +63,36 @@ def import_robustbench() -> ModuleType:
         return sys.modules["robustbench"]
     alias_autoattack()
     try:
-        with warnings.catch_warnings():  # its import-time noise: pkg_resources and torch.jit.interface deprecations
+        with warnings.catch_warnings(), _gdown_cache_in_user_dir():  # import-time noise: deprecation warnings
             warnings.filterwarnings("ignore", message=".*pkg_resources is deprecated.*")
             warnings.filterwarnings("ignore", message=".*torch.jit.interface.*is deprecated.*")
             return importlib.import_module("robustbench")
     except ImportError as err:
         raise RobustBenchUnavailable(f"cannot import robustbench: {err} "
                                      "(pip install robustbench; see shared/STACK.md)") from err
+
+
+@contextlib.contextmanager
+def _gdown_cache_in_user_dir():
+    """gdown (robustbench's downloader) makes ``~/.cache/gdown`` when imported; make it under symbench's cache.
+
+    Only the import sees the other ``$HOME`` (gdown fixes its cache folder then); downloads later read
+    the user's real home (a Hugging Face cache there stays usable).
+    """
+    if "gdown" in sys.modules:
+        yield
+        return
+    from symbench.paths import user_cache
+
+    old = os.environ.get("HOME")
+    os.environ["HOME"] = str(user_cache() / "gdown_home")
+    try:
+        importlib.import_module("gdown")
+    except ImportError:
+        pass
+    finally:
+        if old is None:
+            os.environ.pop("HOME", None)
+        else:
+            os.environ["HOME"] = old
+    yield

@@ -75,8 +75,11 @@ def parse_name(name: str, dataset: str = "cifar10") -> RobustBenchSpec:
 
 
 def default_model_dir() -> Path:
-    """``$SYMBENCH_CACHE/robustbench`` (default ``~/.cache/symbench/robustbench``), read at call time."""
-    return Path(os.environ.get("SYMBENCH_CACHE", Path.home() / ".cache" / "symbench")) / "robustbench"
+    """``<user cache>/robustbench``: ``$SYMBENCH_CACHE/robustbench``, else ``$SYMBENCH_HOME/cache/robustbench``
+    (never outside the user directory), read at call time."""
+    from symbench.paths import user_cache
+
+    return user_cache() / "robustbench"
 
 
 def _zoo_entry(spec: RobustBenchSpec) -> dict:
@@ -175,7 +178,7 @@ def _missing_message(spec: RobustBenchSpec, files: list[Path], why: str) -> str:
     ids = _gdrive_ids(spec)
     src = f" (RobustBench's download: https://drive.google.com/uc?id={ids[0]})" if len(ids) == 1 else ""
     return (f"RobustBench weights for {spec.model_name} ({spec.dataset}/{spec.threat}) are not available: {why}. "
-            f"It needs {need}{src}; put the file there, or point --model-dir (or $SYMBENCH_CACHE/robustbench) "
+            f"It needs {need}{src}; put the file there, or point --model-dir (default $SYMBENCH_HOME/cache/robustbench) "
             f"at a directory holding {spec.dataset}/{spec.threat}/{spec.name}.pt")
 
 
@@ -187,7 +190,7 @@ def load_robustbench_model(name: str, model_dir: str | Path | None = None, *, da
         name: ``robustbench:<Name>`` (Linf) or ``robustbench:<Linf|L2|corruptions>/<Name>``; the
             prefix is optional.
         model_dir: RobustBench's model directory; files live in ``<model_dir>/<dataset>/<threat>/``.
-            Default ``$SYMBENCH_CACHE/robustbench``.
+            Default ``$SYMBENCH_HOME/cache/robustbench`` (``$SYMBENCH_CACHE/robustbench`` when set).
         dataset: RobustBench dataset id (our suites use ``cifar10``).
         download: let RobustBench download missing weights (Google Drive via gdown); when False, or
             when the download fails (offline), raise :class:`RobustBenchWeightsError` naming the file.

@@ -2,7 +2,7 @@
 
 Package data (suites, schema, reference rows, seed claims, shipped checkpoints and cards, the published
 rows) is read through :mod:`importlib.resources` and never written. Everything a user's run makes —
-rows, the per-example store, trained weights, training state — goes under one user directory:
+rows, the per-example store, trained weights, training state, every cache — goes under one user directory:
 ``$SYMBENCH_HOME``, else the platform's user data dir (``~/.local/share/symbench`` on Linux). The
 repository's ``leaderboard/v1/rows.jsonl`` changes only by an explicit publish (``--publish`` or
 ``symbench leaderboard add``), which needs a source checkout.
@@ -17,6 +17,7 @@ from pathlib import Path
 
 HOME_ENV = "SYMBENCH_HOME"
 DATA_ENV = "SYMBENCH_DATA"
+CACHE_ENV = "SYMBENCH_CACHE"
 
 
 def package_file(package: str, *parts: str) -> Path:
@@ -47,6 +48,13 @@ def user_store() -> Path:
 def user_checkpoints() -> Path:
     """Where ``symbench train`` writes weights and cards by default."""
     return home() / "checkpoints"
+
+
+def user_cache() -> Path:
+    """Downloads and derived data symbench may delete and refetch: ``$SYMBENCH_CACHE``, else
+    ``$SYMBENCH_HOME/cache`` (RobustBench weights, torchvision's CIFAR-10, generated corruptions)."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else home() / "cache"
 
 
 def user_train_state() -> Path:

@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from symbench.bench.run.store import NotAFileError, check_writable, resolve_target
+from symbench.bench.run.store import NotAFileError, NotWritableError, check_writable, check_writable_dir, resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,10 @@ def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
     base = _nearest_existing(target.parent)
     if not base.is_dir():
         raise NotAFileError(f"{what} {path}: {base} is a file, so no folder can be made there")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {path}: folder {base} is not writable")
+    try:
+        check_writable_dir(base)  # by its mode bits too: root may write anywhere, a read-only folder says don't
+    except NotWritableError as err:
+        raise NotWritableError(f"{what} {path}: {err}") from None
     return target
 
 
@@ -48,8 +50,10 @@ def check_output_dir(path: str | os.PathLike, what: str = "--store") -> Path:
     base = _nearest_existing(path)
     if not base.is_dir():
         raise ValueError(f"{what} {path}: {base} is a file, not a directory")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {path}: {base} is not writable")
+    try:
+        check_writable_dir(base)  # by its mode bits too: root may write anywhere, a read-only store says don't
+    except NotWritableError as err:
+        raise NotWritableError(f"{what} {path}: {err}") from None
     return path
 
 

@@ -17,6 +17,7 @@ from symbench.paths import package_file
 from symbench.bench.suites import Suite, eps_display
 
 SCHEMA_VERSION = 1
+READABLE_SCHEMA_VERSIONS = (1,)  # what read_rows accepts; a new schema adds its version here with the code reading it
 SCHEMA_PATH = package_file("symbench.leaderboard", "schema.json")
 # what makes two rows "the same measurement": appending it again is a no-op. checks_id (the check set that
 # judged the row; absent on rows from before issue 17) lets a rerun under newer checks supersede an old verdict.
@@ -131,7 +132,8 @@ def row_key(row: dict) -> tuple:
 
 
 def read_rows(path: str | Path) -> list[dict]:
-    """The rows of a JSONL file ([] when absent); a malformed line is a ValueError naming file and line."""
+    """The rows of a JSONL file ([] when absent); a malformed line, or a row of another ``schema_version``
+    (whose fields this code would misread), is a ValueError naming file and line."""
     path = Path(path)
     if not path.is_file():
         return []
@@ -146,6 +148,10 @@ def read_rows(path: str | Path) -> list[dict]:
                              "line") from None
         if not isinstance(row, dict):
             raise ValueError(f"{path}:{i}: a row must be a JSON object, got {type(row).__name__}")
+        if row.get("schema_version", SCHEMA_VERSION) not in READABLE_SCHEMA_VERSIONS:
+            raise ValueError(f"{path}:{i}: schema_version {row['schema_version']!r}, but this symbench reads schema "
+                             f"version {', '.join(map(str, READABLE_SCHEMA_VERSIONS))} only (a newer symbench wrote it? "
+                             "upgrade, or keep such rows in another file)")
         rows.append(row)
     return rows
 

@@ -16,6 +16,7 @@ while it says so (see docs/faults.md).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -45,6 +46,16 @@ class NotWritableError(PermissionError, ValueError):
 
 class NotAFileError(IsADirectoryError, ValueError):
     """A path symbench should write a file to is a directory."""
+
+
+class DiskFullError(OSError, ValueError):
+    """The disk (or quota) filled up during a write; the file being replaced is unchanged.
+
+    A ValueError too, so the CLI reports it in one line; the ``errno`` stays ENOSPC / EDQUOT.
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class StoreRecordError(ValueError):
@@ -87,6 +98,28 @@ def check_writable(path: Path) -> None:
                                "permissions: make it writable (chmod u+w) or write elsewhere")
 
 
+def check_writable_dir(path: str | Path) -> Path:
+    """Raise :class:`NotWritableError` unless files can be made in ``path`` (or the folders to it); never chmods.
+
+    Checks the nearest folder that exists. A folder without any write bit is refused even for root, for
+    whom ``os.access`` says yes: its owner marked it read-only on purpose (a read-only store, a frozen
+    results folder). Returns that nearest existing folder.
+    """
+    base = Path(path)
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    st = base.stat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotAFileError(f"{base} is a file, so no folder can be made there (wanted {path})")
+    if not st.st_mode & 0o222 or not os.access(base, os.W_OK | os.X_OK):
+        raise NotWritableError(f"folder {base} is read-only (mode {stat.filemode(st.st_mode)}); symbench does not "
+                               "change permissions: make it writable (chmod u+w) or write elsewhere")
+    return base
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
 def temp_name_prefix(path: Path) -> str:
     """Prefix of the temporary files an atomic write of ``path`` creates (``.<name>.XXXX.tmp``, git-ignored)."""
     return f".{path.name}."
@@ -110,26 +143,36 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     """Replace ``path`` with ``text`` atomically; returns the file actually written.
 
     A symlink is followed (its target is replaced, the link stays); an existing file keeps its mode, a
-    new one gets the umask's (not mkstemp's 0600); a read-only file is refused, never chmodded.
+    new one gets the umask's (not mkstemp's 0600); a read-only file or folder (no write bit, even for
+    root) is refused, never chmodded. A full disk raises :class:`DiskFullError` (one line) and leaves
+    the old file as it was and no temporary file behind.
     """
     target = resolve_target(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     check_writable(target)
+    check_writable_dir(target.parent)
     try:
-        mode = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        mode = 0o666 & ~process_umask()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temp_name_prefix(target), suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            mode = stat.S_IMODE(target.stat().st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~process_umask()
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temp_name_prefix(target), suffix=".tmp")
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as err:
+        if err.errno not in _DISK_FULL:
+            raise
+        raise DiskFullError(err.errno, f"no space left on the disk holding {target.parent} (writing {target.name}, "
+                            f"{len(text.encode()) / 1e6:.2g} MB): {target.name} is unchanged and finished work is kept; "
+                            "free some space and run the same command again") from None
     return target
 
 

@@ -295,7 +295,16 @@ def load_suite(name_or_path: str) -> Suite:
     if not path.is_file():
         raise UnknownSuiteError(f"unknown suite {name_or_path!r}; known suites: {', '.join(list_suites())}")
     raw = path.read_bytes()
-    return parse_suite(tomllib.loads(raw.decode()), raw)
+    try:
+        data = tomllib.loads(raw.decode())
+    except UnicodeDecodeError as err:
+        raise ValueError(f"suite file {path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except tomllib.TOMLDecodeError as err:  # "Invalid initial character ... (at line 2, column 3)": which file?
+        raise ValueError(f"suite file {path}: not valid TOML: {err}") from None
+    try:
+        return parse_suite(data, raw)
+    except ValueError as err:
+        raise ValueError(f"suite file {path}: {err}") from None
 
 
 def suite_json(suite: Suite) -> str:
