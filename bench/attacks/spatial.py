@@ -99,7 +99,9 @@ def rotate_translate(x: torch.Tensor, angle_deg=0.0, tx=0.0, ty=0.0, *, conventi
     if convention != "bilinear":
         raise ValueError(f"unknown spatial convention {convention!r}; use one of {CONVENTIONS}")
     n, _, h, w = x.shape
-    grid = sampling_grid(angle_deg, tx, ty, n, h, w).to(x.device, x.dtype)
+    shared = all(torch.as_tensor(v).numel() == 1 for v in (angle_deg, tx, ty))   # one transform for every image
+    grid = sampling_grid(angle_deg, tx, ty, 1 if shared else n, h, w).to(x.device, x.dtype)
+    grid = grid.expand(n, -1, -1, -1) if shared else grid
     # bilinear weights sum to 1, so only float error can leave [0,1]; clamping keeps attacks' input checks happy
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp_(0.0, 1.0)
 
@@ -230,7 +232,7 @@ def evaluate_transforms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tran
     pred = torch.zeros(len(x), n_t, dtype=torch.int64)
     with torch.inference_mode():
         for t in range(n_t):
-            a, tx, ty = (transforms[:, t] if per_image else transforms[t].view(1, 3).expand(len(x), 3)).unbind(1)
+            a, tx, ty = transforms[:, t].unbind(1) if per_image else transforms[t].tolist()
             logits = model(rotate_translate(x, a, tx, ty, convention=convention))           # (B,K)
             pred[:, t] = logits.argmax(1).cpu()
             loss[:, t] = F.cross_entropy(logits.float(), y, reduction="none").cpu()

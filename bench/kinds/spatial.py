@@ -287,7 +287,8 @@ def run_spatial(model: nn.Module, suite: Suite, data: ImageData, *, model_name: 
     clean, robust, grid_robust = cat("correct", clean_recs), cat("robust"), cat("grid_robust")
     random_robust = cat("random_robust") if tries else None
     checks = {"identity_is_clean": identity_check(cat("pred", clean_recs), cat("identity_pred"))}
-    checks["finer_grid"] = _finer_grid_check(counted, suite, grid, conv, x_all, y_all, robust, store, device)
+    checks["finer_grid"] = _finer_grid_check(counted, suite, grid, conv, x_all, y_all, robust, store, device,
+                                             model_name, progress)
     outcome = EpsOutcome("spatial", grid.max_rotation, clean, robust,
                          {grid_label: grid_robust, **({random_label: robust} if tries else {})},
                          n_forward=sum(r["n_forward"] for r in recs), seconds=sum(r["seconds"] for r in recs))
@@ -309,7 +310,7 @@ def run_spatial(model: nn.Module, suite: Suite, data: ImageData, *, model_name: 
 
 
 def _finer_grid_check(counted, suite: Suite, grid: SpatialGrid, conv: str, x_all, y_all, robust: torch.Tensor,
-                      store: Store, device) -> dict:
+                      store: Store, device, model_name: str = "model", progress: bool = False) -> dict:
     """Search a seeded subset of the row's robust examples at ``finer_check_factor`` x the rotation resolution."""
     m, factor = int(suite.option("finer_check_n", 100)), int(suite.option("finer_check_factor", 2))
     if m == 0 or factor < 2:
@@ -325,10 +326,14 @@ def _finer_grid_check(counted, suite: Suite, grid: SpatialGrid, conv: str, x_all
     if rec is None or rec.get("idx") != idx.tolist() or rec.get("grid") != fine.to_json():
         t0, f0 = time.time(), counted.n_forward
         broken = []
-        for s in range(0, len(idx), suite.batch_size):
-            i = idx[s:s + suite.batch_size]
-            out = evaluate_transforms(counted, x_all[i].to(device), y_all[i.to(y_all.device)], extra, convention=conv)
-            broken += (~out.correct.all(1)).tolist()
+        starts = range(0, len(idx), suite.batch_size)
+        with _progress(model_name, suite, len(starts) * len(extra), progress) as bar:
+            bar.set_description(f"{model_name} {suite.name} finer_grid check")
+            for s in starts:
+                i = idx[s:s + suite.batch_size]
+                out = evaluate_transforms(counted, x_all[i].to(device), y_all[i.to(y_all.device)], extra,
+                                          convention=conv, on_step=bar.update)
+                broken += (~out.correct.all(1)).tolist()
         rec = {"idx": idx.tolist(), "broken": broken, "grid": fine.to_json(), "n_forward": counted.n_forward - f0,
                "seconds": time.time() - t0}
         store.put("finer_grid", 0, rec)
@@ -409,7 +414,7 @@ def run_rotation_curve(model: nn.Module, suite: Suite, data: ImageData, *, model
             got = store.get(_group("rotation", t), b, index=(sl.start, sl.stop))
             if got != want:
                 store.put(_group("rotation", t), b, want, index=(sl.start, sl.stop))
-    fine = _finer_rotation_check(counted, suite, step, conv, x_all, y_all, clean, store, device)
+    fine = _finer_rotation_check(counted, suite, step, conv, x_all, y_all, clean, store, device, model_name, progress)
     n_fwd, secs = sum(r["n_forward"] for r in recs), sum(r["seconds"] for r in recs)
     rows = []
     for t in thetas:
@@ -438,7 +443,7 @@ def run_rotation_curve(model: nn.Module, suite: Suite, data: ImageData, *, model
 
 
 def _finer_rotation_check(counted, suite: Suite, step: float, conv: str, x_all, y_all, clean: torch.Tensor,
-                          store: Store, device) -> dict | None:
+                          store: Store, device, model_name: str = "model", progress: bool = False) -> dict | None:
     """The half-step angles on a seeded subset of clean-correct examples: per example the smallest |angle|
     among them that breaks it (None when none does)."""
     m, factor = int(suite.option("finer_check_n", 100)), int(suite.option("finer_check_factor", 2))
@@ -452,10 +457,14 @@ def _finer_rotation_check(counted, suite: Suite, step: float, conv: str, x_all, 
     if rec is None or rec.get("idx") != idx.tolist() or rec.get("step") != step / factor:
         t0, f0 = time.time(), counted.n_forward
         first = []
-        for s in range(0, len(idx), suite.batch_size):
-            i = idx[s:s + suite.batch_size]
-            out = evaluate_transforms(counted, x_all[i].to(device), y_all[i.to(y_all.device)], extra, convention=conv)
-            first += [None if math.isinf(v) else v for v in min_broken_angle(out.correct, extra[:, 0]).tolist()]
+        starts = range(0, len(idx), suite.batch_size)
+        with _progress(model_name, suite, len(starts) * len(extra), progress) as bar:
+            bar.set_description(f"{model_name} {suite.name} finer_grid check")
+            for s in starts:
+                i = idx[s:s + suite.batch_size]
+                out = evaluate_transforms(counted, x_all[i].to(device), y_all[i.to(y_all.device)], extra,
+                                          convention=conv, on_step=bar.update)
+                first += [None if math.isinf(v) else v for v in min_broken_angle(out.correct, extra[:, 0]).tolist()]
         rec = {"idx": idx.tolist(), "fine_min_abs": first, "step": step / factor,
                "n_forward": counted.n_forward - f0, "seconds": time.time() - t0}
         store.put("finer_grid", 0, rec)
