@@ -36,17 +36,65 @@ def _cmd_validate(args) -> int:
     from symbench.leaderboard.robustbench_ref import REFERENCE_PATH
     from symbench.leaderboard.rows import LEADERBOARD_DIR, _rel, check_append_only, read_jsonl, validate_rows_file
 
+    from symbench.leaderboard import outcomes
+
     paths = args.paths or sorted(LEADERBOARD_DIR.glob("v*/rows.jsonl")) + [REFERENCE_PATH]
     bad = 0
     for p in paths:
         errors = validate_rows_file(p)
         if args.append_only:
             errors += check_append_only(p, args.base)
+            errors += check_append_only(outcomes.beside(p), args.base) if outcomes.beside(p).is_file() else []
+        pending = 0
+        if Path(p).resolve() != Path(REFERENCE_PATH).resolve():  # RobustBench's reported numbers have no outcomes
+            out_errors, pending = outcomes.validate(p)
+            errors += out_errors
         bad += len(errors)
-        print(f"{_rel(Path(p))}: {len(read_jsonl(p))} row(s), {'ok' if not errors else f'{len(errors)} problem(s)'}")
+        waiting = f", {pending} from before outcomes were published (listed in {outcomes.PENDING_FILE})" if pending else ""
+        print(f"{_rel(Path(p))}: {len(read_jsonl(p))} row(s){waiting}, "
+              f"{'ok' if not errors else f'{len(errors)} problem(s)'}")
         for err in errors[:20]:
             print(f"  {err}")
     return 1 if bad else 0
+
+
+def _cmd_outcomes(args) -> int:
+    """Publish the outcomes of already-published rows from a store (recomputing their runs with --recompute)."""
+    from symbench.leaderboard.backfill import backfill
+
+    rows = Path(args.rows) if args.rows else publish_target()
+    report = backfill(rows, store=args.store, model=args.model, suite=args.suite, recompute=args.recompute,
+                      data_dir=args.data_dir, dry_run=args.dry_run, jobs=args.jobs, progress=not args.no_progress)
+    for line in report.lines:
+        print(line)
+    print(report.summary())
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    from symbench.bench.run.records import read_rows
+    from symbench.leaderboard.outcomes import beside, load_index
+    from symbench.leaderboard.verify import DEFAULT_SAMPLE, select_rows, verify_row
+
+    rows_path = Path(args.rows) if args.rows else published_rows()
+    index = load_index(Path(args.outcomes) if args.outcomes else beside(rows_path))
+    chosen = select_rows(read_rows(rows_path), model=args.model, suite=args.suite)
+    if not chosen:
+        raise ValueError(f"no published attack rows in {rows_path} match --model {args.model!r} --suite {args.suite!r}")
+    failed = 0
+    for row in chosen:
+        outcome = index.get(row)
+        if outcome is None:
+            print(f"skip  {row['model']} {row['suite']} {row['threat']} eps {row.get('eps_display')}: no published "
+                  f"outcomes in {index.path}")
+            continue
+        check = verify_row(row, outcome, sample=args.sample or DEFAULT_SAMPLE, seed=args.seed,
+                           checkpoint=args.checkpoint, data_dir=args.data_dir, device=args.device or "cpu",
+                           tolerance=args.tolerance)
+        print(check.line(), flush=True)
+        failed += not check.ok
+    print(f"{len(chosen) - failed} of {len(chosen)} row(s) verified" + (f", {failed} FAILED" if failed else ""))
+    return 1 if failed else 0
 
 
 def _cmd_audit(args) -> int:
@@ -93,4 +141,32 @@ def add_leaderboard_commands(sub):
     s.add_argument("--all", action="store_true", help="list every trusted attack row, not only the unaudited ones")
     s.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
     s.set_defaults(func=_cmd_audit)
+    s = lsub.add_parser("verify", help="recompute a seeded sample of published rows' examples and compare them with "
+                                       "the published per-example outcomes (exit 1 on a mismatch)")
+    s.add_argument("--model", help="model name or shell pattern (default: every model)")
+    s.add_argument("--suite", help="suite name or pattern (default: every attack suite)")
+    s.add_argument("--rows", help="rows file, e.g. a submission's (default: the published rows); its outcomes.jsonl "
+                                  "is read from the same folder")
+    s.add_argument("--outcomes", help="outcomes file (default: outcomes.jsonl beside the rows)")
+    s.add_argument("--checkpoint", help="the submitted .safetensors (default: the registered model's shipped weights)")
+    s.add_argument("--sample", type=int, help="examples per row (default 16: about a CPU minute for a standard row)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    s.add_argument("--tolerance", type=float, help="share of sampled examples allowed to differ (default: 0 for a "
+                                                   "deterministic model, 0.25 for a randomized one)")
+    s.add_argument("--data-dir", help="CIFAR-10 directory (default: $SYMBENCH_DATA, then shared/data)")
+    s.add_argument("--device", help="cpu or cuda (default cpu)")
+    s.set_defaults(func=_cmd_verify)
+    s = lsub.add_parser("outcomes", help="maintainers: publish the per-example outcomes of rows already on the board "
+                                         "from a store (--recompute: rerun their runs first)")
+    s.add_argument("--rows", help="published rows file (default: the checkout's leaderboard/v1/rows.jsonl)")
+    s.add_argument("--store", help="store to read (default: $SYMBENCH_HOME/store)")
+    s.add_argument("--model", help="model name or shell pattern")
+    s.add_argument("--suite", help="suite name or pattern")
+    s.add_argument("--recompute", action="store_true", help="rerun (resumably, into --store) every run whose outcomes "
+                                                            "are missing and whose store key this code reproduces")
+    s.add_argument("--jobs", help="I/K: take every K-th run from the I-th (split the work over K processes)")
+    s.add_argument("--data-dir", help="CIFAR-10 directory (default: $SYMBENCH_DATA, then shared/data)")
+    s.add_argument("--dry-run", action="store_true", help="say what would be published or recomputed, change nothing")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.set_defaults(func=_cmd_outcomes)
     return lsub

@@ -11,7 +11,6 @@ missing says so and how to produce them; it is never filled in from a smaller-n 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import tomllib
 from dataclasses import dataclass
@@ -36,14 +35,12 @@ def load_spec(path: str | Path = FINDINGS_SPEC) -> dict:
     return spec
 
 
-def _mask_sha(bits: list[bool]) -> str:
-    return hashlib.sha256(bytes(int(b) for b in bits)).hexdigest()
-
-
 def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict:
     """Every pairing × (threat, eps) of the spec's suite, robust and clean; missing rows reported, not guessed."""
-    from symbench.bench.run.compare import compare_rows, matching_rows, row_outcomes
+    from symbench.bench.run.compare import compare_rows, matching_rows
+    from symbench.bench.run.outcomes import mask_sha256
     from symbench.bench.run.stats import wilson_interval
+    from symbench.leaderboard.outcomes import resolve
     from symbench.leaderboard.publish import suite_n
 
     spec = spec or load_spec()
@@ -78,8 +75,9 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
                      "rows": [{"model": r["model"], "suite_id": r.get("suite_id"), "store_key": r.get("store_key"),
                                "ckpt_sha256": r.get("ckpt_sha256")} for r in (ra, rb)]}
             try:
+                got = {id(r): resolve(r, store_root)[0] for r in (ra, rb)}  # the store, else the published outcomes
                 for metric in ("robust", "clean"):
-                    c = compare_rows(ra, rb, store_root, metric)
+                    c = compare_rows(ra, rb, metric=metric, masks=lambda r: got[id(r)].mask(metric))
                     s = c.stats
                     entry[metric] = {
                         "acc": [s.acc_a, s.acc_b],
@@ -87,7 +85,7 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
                                      list(wilson_interval(round(s.acc_b * s.n), s.n))],
                         "diff": s.diff, "diff_interval": [s.diff_low, s.diff_high], "p_value": s.p_value,
                         "significant": s.significant, "discordant": [s.only_a, s.only_b],
-                        "mask_sha256": [_mask_sha(row_outcomes(r, store_root, metric)) for r in (ra, rb)],
+                        "mask_sha256": [mask_sha256(got[id(r)].mask(metric)) for r in (ra, rb)],
                         "sentence": c.sentence()}
             except ValueError as err:  # outcomes not in this store: say so instead of guessing
                 out["missing"].append({"model": f"{pair.symmetric} / {pair.plain}", "pair": entry["pair"],

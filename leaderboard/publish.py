@@ -42,8 +42,14 @@ def check_publishable(suite: str, n: int | None, force: bool = False) -> None:
                          "for the board's numbers; drop --publish (rows still go to your user directory) or add --force")
 
 
-def publish_rows(rows: list[dict], board: str | Path | None = None, force: bool = False) -> tuple[Path, int]:
-    """Validate and append ``rows`` to the published board; returns (board path, rows added)."""
+def publish_rows(rows: list[dict], board: str | Path | None = None, force: bool = False,
+                 store: str | Path | None = None) -> tuple[Path, int]:
+    """Validate and append ``rows`` to the published board with their per-example outcomes; returns (board, added).
+
+    Every attack row's outcomes are read from ``store`` (default: the user's), checked against the row's
+    numbers and appended to the board's ``outcomes.jsonl``; the row carries their sha256. A row whose
+    run is not in the store is refused: a published number must come with the masks it is the mean of.
+    """
     from symbench.bench.run.records import append_rows, validate_row
     from symbench.paths import publish_target
 
@@ -54,6 +60,9 @@ def publish_rows(rows: list[dict], board: str | Path | None = None, force: bool 
                          "(use --force to publish them anyway):\n  " + "\n  ".join(short[:10]))
     for r in rows:
         validate_row(r)
+    from symbench.leaderboard.outcomes import attach, beside
+
+    rows = attach(rows, store, beside(target))
     added = append_rows(target, rows)
     log.info("published %d new row(s) to %s (%d already there)", added, target, len(rows) - added)
     return target, added

@@ -270,8 +270,8 @@ def _cmd_bench(args) -> int:
     if args.publish:
         from symbench.leaderboard.publish import publish_rows
 
-        target, added = publish_rows(rows, board, force=args.force)
-        _where(f"published {added} new row(s) to", target)
+        target, added = publish_rows(rows, board, force=args.force, store=args.store)
+        _where(f"published {added} new row(s) and their outcomes to", target)
     return 0
 
 
@@ -339,6 +339,10 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+    lines += [f"  outcomes: {r['threat']} {r['eps_display']}: {args.model_a} from {r['source_a']}, {args.model_b} from "
+              f"{r['source_b']}" for r in recs]
+    for why in df.attrs.get("refused", []):
+        print(f"symbench: not paired: {why}", file=sys.stderr)
 def _cmd_submit(args) -> int:
     from symbench.bench.run.records import format_rows
     from symbench.leaderboard.submit import submit
@@ -359,8 +363,8 @@ def _cmd_submit(args) -> int:
     if args.publish:
         from symbench.leaderboard.publish import publish_rows
 
-        target, added = publish_rows(rows, args.board, force=args.force)
-        _where(f"published {added} new row(s) to", target)
+        target, added = publish_rows(rows, args.board, force=args.force, store=args.store)
+        _where(f"published {added} new row(s) and their outcomes to", target)
     return 0
 
 
@@ -395,8 +399,8 @@ def _cmd_add(args) -> int:
     rows = [r for r in read_rows(src) if not args.model or r["model"] == args.model]
     if not rows:
         raise ValueError(f"no rows to publish in {src}" + (f" for model {args.model!r}" if args.model else ""))
-    target, added = publish_rows(rows, args.board, force=args.force)
-    print(f"published {added} new row(s) of {len(rows)} to {target}; rebuild the pages with "
+    target, added = publish_rows(rows, args.board, force=args.force, store=args.store)
+    print(f"published {added} new row(s) of {len(rows)} (with their per-example outcomes) to {target}; rebuild the pages with "
           f"`symbench leaderboard build --publish`")
     return 0
 
@@ -586,6 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", help="the store holding the runs' per-example outcomes (default: $SYMBENCH_HOME/store)")
     s.add_argument("--spec", help="comparisons to make (default: the shipped leaderboard/findings.toml)")
     s.add_argument("--out", help="write the findings JSON here (the published one is leaderboard/v1/findings.json)")
+    s.add_argument("--store", help="the store holding the rows' per-example outcomes, published with them (default: "
+                                   "$SYMBENCH_HOME/store)")
     s.add_argument("--readme", help="rewrite the findings section between its markers in this Markdown file")
     _add_format(s)
     s.set_defaults(func=_cmd_findings)

@@ -45,41 +45,39 @@ class RowComparison:
 
 def row_outcomes(row: dict, store_root: str | Path | None = None, metric: str = "robust") -> list[bool]:
     """The per-example outcomes behind a row, read from the store it names (``store_key``)."""
-    from symbench.bench.run.store import Store
+    from symbench.bench.run.outcomes import from_store
 
-    if not row.get("store_key"):
-        raise ValueError(f"row {row['model']} {row['suite']} has no store_key: it was not computed per example")
-    store = Store(store_root, row["model"], row["store_key"])
-    group = "clean" if metric == "clean" else f"{row['threat']}_{row['eps']:.8f}"
-    files = sorted((store.dir / group).glob("b*.json"))
-    if not files:
-        raise ValueError(f"no stored outcomes for {row['model']} {row['suite']} {row['threat']} eps "
-                         f"{row.get('eps_display', row['eps'])} in {store.dir / group}: run the suite first "
-                         "(or point --store at the store that ran it)")
-    out: list[bool] = []
-    for f in files:
-        rec = store.get(group, int(f.stem[1:]))
-        if rec is None:
-            raise ValueError(f"stored outcome {f} is unreadable; rerun the suite to recompute it")
-        out += [bool(v) for v in rec["correct" if metric == "clean" else "robust"]]
-    if len(out) != row["n"]:
-        raise ValueError(f"{store.dir / group} holds {len(out)} outcomes but the row says n={row['n']}; "
-                         "rerun the suite to complete the store")
-    return out
+    return from_store(row, store_root).mask(metric)
 
 
-def compare_rows(a: dict, b: dict, store_root: str | Path | None = None, metric: str = "robust") -> RowComparison:
-    """Compare two rows example by example; refuses rows run on different examples or settings."""
+def same_examples_problem(a: dict, b: dict) -> str | None:
+    """Why two rows cannot be paired example by example (one line), or None when they can."""
     for k in ("suite", "threat"):
         if a[k] != b[k]:
-            raise ValueError(f"rows differ in {k}: {a[k]!r} vs {b[k]!r}")
+            return f"rows differ in {k}: {a[k]!r} vs {b[k]!r}"
     if abs(a["eps"] - b["eps"]) > 1e-9:
-        raise ValueError(f"rows differ in eps: {a['eps']} vs {b['eps']}")
+        return f"rows differ in eps: {a['eps']} vs {b['eps']}"
     if (a.get("data_sha256"), a["n"]) != (b.get("data_sha256"), b["n"]):
-        raise ValueError(f"the two rows were run on different examples (n {a['n']} vs {b['n']}, data "
-                         f"{str(a.get('data_sha256'))[:12]} vs {str(b.get('data_sha256'))[:12]}); rerun one with the "
-                         "other's --n and data")
-    stats = paired_comparison(row_outcomes(a, store_root, metric), row_outcomes(b, store_root, metric))
+        return (f"{a['model']} and {b['model']} were run on different examples at {a['threat']} eps "
+                f"{a.get('eps_display', a['eps'])} (n {a['n']} vs {b['n']}, data {str(a.get('data_sha256'))[:12]} vs "
+                f"{str(b.get('data_sha256'))[:12]}); rerun one with the other's --n and data")
+    return None
+
+
+def compare_rows(a: dict, b: dict, store_root: str | Path | None = None, metric: str = "robust",
+                 masks=None) -> RowComparison:
+    """Compare two rows example by example; refuses rows run on different examples or settings.
+
+    ``masks(row)`` gives a row's per-example outcome for ``metric`` (default: read from ``store_root``).
+    """
+    problem = same_examples_problem(a, b)
+    if problem:
+        raise ValueError(problem)
+    get = masks or (lambda r: row_outcomes(r, store_root, metric))
+    ma, mb = get(a), get(b)
+    if len(ma) != len(mb):
+        raise ValueError(f"{a['model']} has {len(ma)} outcomes and {b['model']} {len(mb)}: not the same examples")
+    stats = paired_comparison(ma, mb)
     return RowComparison(a["model"], b["model"], a["suite"], a["threat"], a["eps"], a.get("eps_display", ""),
                          metric, stats)
 

@@ -1,4 +1,7 @@
-"""Evaluate a model on a suite: clean → robust mask → attacks → per-example worst case → checks → rows.
+"""Evaluate a model on a suite, as an ordered list of stages: measure (the attack cascade, or the suite kind's
+own runner) → checks → orbit → base reference → gains → escalation → code hash. Each stage says which suites it
+applies to and returns its own row fields; a new threat model is one attack file, one suite TOML, one stage
+(or a registered suite kind) and one board section.
 
 The library function every entry point calls (the Python API, the CLI, executors, submit, refresh).
 """
@@ -6,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import torch
 
@@ -20,11 +25,281 @@ def default_device(name: str | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def bench(model_name: str, suite_name: str, *, data_dir=None, n=None, eps=None, batch_size=None, seed=None,
-          out=None, store=None, device=None, progress=True, model=None, data=None,
-          untrained=False, checks=True, model_dir=None, shard=None, checkpoint=None, sha256=None,
-          download=False, escalate: bool = False, surrogate: str | None = None, strict: bool = False) -> list[dict]:
+@dataclass(frozen=True)
+class BenchConfig:
+    """The settings of one :func:`bench` call (its keyword arguments), one line each."""
+
+    data_dir: Any = None            # CIFAR-10 directory (default: $SYMBENCH_DATA, then shared/data)
+    n: int | None = None            # test examples (default: the suite's)
+    eps: Any = None                 # per-threat eps override, {"linf": [...]} or a list for a one-threat suite
+    batch_size: int | None = None   # examples per batch (default: the suite's)
+    seed: int | None = None         # attack seed (default: the suite's)
+    out: Any = None                 # rows file to append to; None appends nowhere
+    store: Any = None               # per-example store (None: $SYMBENCH_HOME/store)
+    device: str | None = None       # cpu / cuda (default: cuda when available)
+    progress: bool = True           # progress bars on stderr
+    model: Any = None               # an nn.Module to evaluate instead of building ``model_name``
+    data: Any = None                # an ImageData instead of CIFAR-10 (tests)
+    untrained: bool = False         # allow a registered model without trained weights
+    checks: bool = True             # run the validity checks (rows are 'unchecked' without)
+    model_dir: Any = None           # RobustBench model directory for robustbench:<Name>
+    shard: tuple[int, int] | None = None  # (i, k): compute shard i of k into the store, write no rows
+    checkpoint: Any = None          # your own .safetensors for a registered architecture
+    sha256: str | None = None       # expected sha256 of ``checkpoint`` (default: computed from the file)
+    download: bool = False          # let torchvision download CIFAR-10
+    escalate: bool = False          # escalate rows flagged for hidden or noisy gradients (bench/checks/escalate.py)
+    surrogate: Any = None           # with escalate: a registered name or module to transfer from
+    escalate_skipped: str | None = None  # not escalating on purpose (e.g. "--no-escalate"): said in flagged rows
+    strict: bool = False            # a stored record failing verification stops the run
+
+    @classmethod
+    def of(cls, config: "BenchConfig | None" = None, **kwargs) -> "BenchConfig":
+        """``config`` with ``kwargs`` replaced; an unknown keyword is a TypeError naming the known ones."""
+        unknown = sorted(set(kwargs) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TypeError(f"bench() got unknown keyword(s) {', '.join(unknown)}; it takes "
+                            + ", ".join(f.name for f in fields(cls)))
+        return replace(config or cls(), **kwargs)
+
+
+@dataclass
+class Run:
+    """What the stages share: the model, suite and data, where results go, and what earlier stages produced."""
+
+    model_name: str
+    model: Any
+    suite: Any
+    data: Any
+    store_root: Any
+    device: torch.device
+    cfg: BenchConfig
+    outcomes: list | None = None    # per (threat, eps) of an attack suite: what its rows are computed from
+    key: str | None = None          # the run's store key
+    rows: list[dict] | None = None
+    results: dict = field(default_factory=dict)  # stage name -> what it computed, for later stages
+
+    @property
+    def card(self):
+        return getattr(self.model, "card", None)
+
+    @property
+    def num_classes(self) -> int:
+        return getattr(self.card, "num_classes", 10)
+
+    def store(self):
+        from symbench.bench.run.store import Store
+
+        return Store(self.store_root, self.model_name, self.key)
+
+
+class Stage:
+    """One step of an evaluation: the suites it applies to and the row fields it adds.
+
+    ``kinds``: the suite kinds it applies to (None: every kind); ``applies`` may narrow that further (a
+    suite option, a setting). ``__call__`` returns one dict of row fields per row (None or {} adds
+    nothing to that row), or None for no fields at all; a stage with ``makes_rows`` returns the rows.
+    """
+
+    name = "stage"
+    kinds: tuple[str, ...] | None = ("attack",)
+    makes_rows = False
+
+    def applies(self, run: Run) -> bool:
+        return self.kinds is None or run.suite.kind in self.kinds
+
+    def __call__(self, run: Run) -> list[dict | None] | None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<stage {self.name}>"
+
+
+# ------------------------------------------------------------------------------------------------
+# the stages, in order
+# ------------------------------------------------------------------------------------------------
+
+class Attacks(Stage):
+    """Clean pass → robust mask → each attack on the survivors → per-example worst case (bench/run/runner.py)."""
+
+    name, makes_rows = "attacks", True
+
+    def __call__(self, run: Run) -> list[dict]:
+        from symbench.bench.run.records import make_row
+        from symbench.bench.run.runner import model_fingerprint, row_fields, run_suite
+
+        run.outcomes, run.key = run_suite(run.model, run.suite, run.data, model_name=run.model_name,
+                                          store_root=run.store_root, device=run.device, strict=run.cfg.strict,
+                                          num_classes=run.num_classes, progress=run.cfg.progress)
+        fp = model_fingerprint(run.model)
+        return [make_row(model_name=run.model_name, card=run.card, ckpt_sha256=fp, suite=run.suite, outcome=o,
+                         data=run.data, device=run.device, store_key=run.key, extra=row_fields(run.suite, o))
+                for o in run.outcomes]
+
+
+class SuiteKind(Stage):
+    """A suite kind with its own runner (CLEVER, corruptions, corrupted_adv, spatial ...: ``register_suite_kind``),
+    which returns its rows."""
+
+    name, kinds, makes_rows = "kind", None, True
+
+    def applies(self, run: Run) -> bool:
+        return run.suite.kind != "attack"
+
+    def __call__(self, run: Run) -> list[dict]:
+        from symbench.bench import kinds as suite_kinds  # noqa: F401  (registers the built-in kinds)
+        from symbench.bench.suites import SUITE_KINDS
+
+        kind = run.suite.kind
+        if kind not in SUITE_KINDS:
+            raise ValueError(f"suite {run.suite.name!r} has unknown kind {kind!r}; known: attack, "
+                             f"{', '.join(SUITE_KINDS)}")
+        return SUITE_KINDS[kind](run.model.eval(), run.suite, run.data, model_name=run.model_name,
+                                 store_root=run.store_root, device=run.device, progress=run.cfg.progress)
+
+
+class Checks(Stage):
+    """Validity checks + verdict + equivariance errors (bench/checks/), cached in the run's store."""
+
+    name = "checks"
+
+    def applies(self, run: Run) -> bool:
+        return super().applies(run) and run.cfg.checks
+
+    def __call__(self, run: Run) -> list[dict]:
+        from symbench.bench.checks import row_checks
+
+        cached = run_validity_checks(run.model, run.suite, run.data, run.outcomes, run.model_name, run.key,
+                                     run.store_root, run.device)
+        run.results["checks"] = cached
+        return [row_checks(cached, o) for o in run.outcomes] if cached else None
+
+
+class Orbit(Stage):
+    """The suite's optional ``[orbit]`` table: orbit + attack accuracy per eps, beside robust_acc."""
+
+    name = "orbit"
+
+    def applies(self, run: Run) -> bool:
+        return super().applies(run) and bool(run.suite.option("orbit", ()))
+
+    def __call__(self, run: Run) -> list[dict]:
+        cols = run_orbit_columns(run.model, run.suite, run.data, run.outcomes, run.model_name, run.key,
+                                 run.store_root, run.device)
+        return [{"orbit": c} if c else None for c in cols] if cols else None
+
+
+class BaseReference(Stage):
+    """A defended model (suite option ``base_reference``): the same attacks on its undefended base."""
+
+    name = "base_reference"
+
+    def applies(self, run: Run) -> bool:
+        return super().applies(run) and bool(run.suite.option("base_reference"))
+
+    def __call__(self, run: Run) -> list[dict] | None:
+        log.info("%s %s: the same suite on the undefended base (for the defense's gain)...", run.model_name,
+                 run.suite.id)
+        base = base_reference(run.model, run.suite, run.data, store_root=run.store_root, device=run.device,
+                              progress=run.cfg.progress)
+        run.results["base_reference"] = base
+        return base
+
+
+class Gains(Stage):
+    """The defense's gain over its base as a paired difference on the same examples (bench/checks/gain.py)."""
+
+    name = "gains"
+
+    def applies(self, run: Run) -> bool:
+        return super().applies(run) and bool(run.results.get("base_reference"))
+
+    def __call__(self, run: Run) -> list[dict] | None:
+        from symbench.bench.checks.gain import defense_gains
+
+        return defense_gains(run.model, run.suite, run.data, run.outcomes, store_root=run.store_root,
+                             device=run.device)
+
+
+class Escalation(Stage):
+    """Rows flagged for hidden or noisy gradients, attacked again by remedies that need no knowledge of the
+    model's insides (bench/checks/escalate.py); or, when escalation was skipped on purpose, the reason."""
+
+    name = "escalation"
+
+    def applies(self, run: Run) -> bool:
+        return super().applies(run) and run.cfg.checks and bool(run.cfg.escalate or run.cfg.escalate_skipped)
+
+    def __call__(self, run: Run) -> list[dict]:
+        from symbench.bench.checks.escalate import escalate, flagged
+
+        if not run.cfg.escalate:
+            return [{"escalation_skipped": run.cfg.escalate_skipped} if flagged(r) else None for r in run.rows]
+        esc = escalate(run.model, run.suite, run.data, run.outcomes, checks=run.results.get("checks"),
+                       surrogate=run.cfg.surrogate, store=run.store(), device=run.device)
+        return [e.row_fields() if e else None for e in esc]
+
+
+class CodeHash(Stage):
+    """An ad-hoc nn.Module (no card): its code still keys the store, so the row says which code."""
+
+    name = "code_hash"
+
+    def applies(self, run: Run) -> bool:
+        return super().applies(run) and run.card is None
+
+    def __call__(self, run: Run) -> list[dict]:
+        from symbench.models.code_hash import code_sha256
+
+        h = code_sha256(run.model)
+        return [{"code_sha256": h} for _ in run.rows]
+
+
+STAGES: list[Stage] = [Attacks(), SuiteKind(), Checks(), Orbit(), BaseReference(), Gains(), Escalation(), CodeHash()]
+
+
+def register_stage(stage: Stage, *, before: str | None = None) -> Stage:
+    """Add ``stage`` to the evaluation, before the stage named ``before`` (default: before ``code_hash``)."""
+    names = [s.name for s in STAGES]
+    if stage.name in names:
+        raise ValueError(f"a stage named {stage.name!r} is already registered")
+    at = names.index(before or "code_hash")
+    STAGES.insert(at, stage)
+    return stage
+
+
+def run_stages(run: Run, stages: list[Stage] | None = None) -> list[dict]:
+    """Run every stage that applies, in order; the first that makes rows makes them, the rest add fields."""
+    for stage in stages if stages is not None else STAGES:
+        if not stage.applies(run):
+            continue
+        got = stage(run)
+        if stage.makes_rows:
+            if run.rows is not None:
+                raise RuntimeError(f"stage {stage.name} makes rows, but stage(s) before it already made them")
+            run.rows = list(got)
+            continue
+        if run.rows is None:
+            raise RuntimeError(f"stage {stage.name} adds row fields, but no stage before it made rows")
+        if got is None:
+            continue
+        if len(got) != len(run.rows):
+            raise RuntimeError(f"stage {stage.name} returned {len(got)} field sets for {len(run.rows)} rows")
+        for row, extra in zip(run.rows, got):
+            row.update(extra or {})
+    if run.rows is None:
+        raise RuntimeError(f"no stage makes rows for suite kind {run.suite.kind!r}")
+    return run.rows
+
+
+# ------------------------------------------------------------------------------------------------
+# bench()
+# ------------------------------------------------------------------------------------------------
+
+def bench(model_name: str, suite_name: str, config: BenchConfig | None = None, **kwargs) -> list[dict]:
     """Run ``suite_name`` on ``model_name``; returns the rows (appended to ``out`` when given).
+
+    Settings are :class:`BenchConfig`'s fields, as a ``config`` or as keywords (keywords win). The ones
+    with consequences worth knowing:
 
     ``escalate``: rows flagged for hidden or noisy gradients get remedies that need no knowledge of the
     model's insides (transfer from ``surrogate`` or a defended model's base, APGD with EOT, Square at its
@@ -40,69 +315,36 @@ def bench(model_name: str, suite_name: str, *, data_dir=None, n=None, eps=None, 
     from symbench.models import create_model, resolve_name
 
     from symbench.bench.data import load_cifar10
-    from symbench.bench.run.records import append_rows, make_row
-    from symbench.bench.run.runner import model_fingerprint, run_suite
+    from symbench.bench.run.records import append_rows
     from symbench.bench.suites import load_suite
     from symbench.bench.run.preflight import preflight_bench
 
-    preflight_bench(suite_name, n=n, batch_size=batch_size, out=out, store=store, data=data, model=model)
-    suite = load_suite(suite_name).with_overrides(n=n, eps=eps, batch_size=batch_size, seed=seed)
-    store = store if store is not None else user_store()
-    dev = default_device(device)
+    cfg = BenchConfig.of(config, **kwargs)
+    preflight_bench(suite_name, n=cfg.n, batch_size=cfg.batch_size, out=cfg.out, store=cfg.store, data=cfg.data,
+                    model=cfg.model)
+    suite = load_suite(suite_name).with_overrides(n=cfg.n, eps=cfg.eps, batch_size=cfg.batch_size, seed=cfg.seed)
+    store = cfg.store if cfg.store is not None else user_store()
+    dev = default_device(cfg.device)
+    model = cfg.model
     if model is None and model_name.startswith("robustbench:"):  # RobustBench's zoo, see models/robustbench_zoo.py
         from symbench.models.robustbench_zoo import load_robustbench_model
-        model = load_robustbench_model(model_name, model_dir)
+        model = load_robustbench_model(model_name, cfg.model_dir)
     if model is None:
         model_name = resolve_name(model_name)
-        if checkpoint is not None:
+        if cfg.checkpoint is not None:
             from symbench.models.checkpoints import sha256_file
-            model = create_model(model_name, checkpoint=checkpoint, sha256=sha256 or sha256_file(checkpoint))
+            model = create_model(model_name, checkpoint=cfg.checkpoint,
+                                 sha256=cfg.sha256 or sha256_file(cfg.checkpoint))
         else:
-            model = create_model(model_name, pretrained=not untrained)
-    data = data if data is not None else load_cifar10("test", data_dir, n=suite.n, download=download)
-    if shard is not None:
-        return _bench_shard(model, suite, data, model_name, shard, store, dev, progress)
-    if suite.kind != "attack":
-        rows = _run_other_kind(suite, model, data, model_name=model_name, store=store, device=dev,
-                               progress=progress)
-        if out:
-            append_rows(out, rows)
-        return rows
-    outcomes, key = run_suite(model, suite, data, model_name=model_name, store_root=store, device=dev, strict=strict,
-                              num_classes=getattr(getattr(model, "card", None), "num_classes", 10), progress=progress)
-    card = getattr(model, "card", None)
-    extra = run_validity_checks(model, suite, data, outcomes, model_name, key, store, dev) if checks else {}
-    orbit = run_orbit_columns(model, suite, data, outcomes, model_name, key, store, dev)
-    base = None
-    if suite.option("base_reference"):  # defended model: the same attacks on its undefended base
-        log.info("%s %s: the same suite on the undefended base (for the defense's gain)...", model_name, suite.id)
-        base = base_reference(model, suite, data, store_root=store, device=dev, progress=progress)
-    from symbench.bench.checks import row_checks
-    from symbench.bench.run.runner import row_fields
-
-    gains = None
-    if base:  # the defense's gain as a paired difference on the same examples (bench/checks/gain.py)
-        from symbench.bench.checks.gain import defense_gains
-        gains = defense_gains(model, suite, data, outcomes, store_root=store, device=dev)
-    esc = None
-    if escalate and checks:
-        from symbench.bench.checks.escalate import escalate as escalate_rows
-        from symbench.bench.run.store import Store
-        esc = escalate_rows(model, suite, data, outcomes, checks=extra, surrogate=surrogate,
-                            store=Store(store, model_name, key), device=dev)
-    adhoc = {}
-    if card is None:  # an ad-hoc nn.Module: its code still keys the store, so the row says which code
-        from symbench.models.code_hash import code_sha256
-        adhoc = {"code_sha256": code_sha256(model)}
-    rows = [make_row(model_name=model_name, card=card, ckpt_sha256=model_fingerprint(model), suite=suite,
-                     outcome=o, data=data, device=dev, store_key=key,
-                     extra={**row_fields(suite, o), **(row_checks(extra, o) if extra else {}),
-                            **({"orbit": orbit[i]} if orbit and orbit[i] else {}), **(base[i] if base else {}),
-                            **(gains[i] if gains else {}), **(esc[i].row_fields() if esc and esc[i] else {}), **adhoc})
-            for i, o in enumerate(outcomes)]
-    if out:
-        added = append_rows(out, rows)
-        log.info("appended %d new row(s) to %s (%d already recorded)", added, out, len(rows) - added)
+            model = create_model(model_name, pretrained=not cfg.untrained)
+    data = cfg.data if cfg.data is not None else load_cifar10("test", cfg.data_dir, n=suite.n, download=cfg.download)
+    if cfg.shard is not None:
+        return _bench_shard(model, suite, data, model_name, cfg.shard, store, dev, cfg.progress)
+    run = Run(model_name, model, suite, data, store, dev, cfg)
+    rows = run_stages(run)
+    if cfg.out:
+        added = append_rows(cfg.out, rows)
+        log.info("appended %d new row(s) to %s (%d already recorded)", added, cfg.out, len(rows) - added)
     return rows
 
 
@@ -185,16 +427,6 @@ def run_orbit_columns(model, suite, data, outcomes, model_name, key, store_root,
             store.put("orbit", i, rec)
         cols.append(rec)
     return cols
-
-
-def _run_other_kind(suite, model, data, **kw) -> list[dict]:
-    from symbench.bench import kinds as suite_kinds  # noqa: F401  (registers the built-in kinds)
-    from symbench.bench.suites import SUITE_KINDS
-
-    if suite.kind not in SUITE_KINDS:
-        raise ValueError(f"suite {suite.name!r} has unknown kind {suite.kind!r}; known: attack, {', '.join(SUITE_KINDS)}")
-    return SUITE_KINDS[suite.kind](model.eval(), suite, data, model_name=kw["model_name"], store_root=kw["store"],
-                                   device=kw["device"], progress=kw["progress"])
 
 
 def base_reference(model, suite, data, *, store_root=None, device="cpu", progress: bool = False,

@@ -1,0 +1,118 @@
+"""Publish the outcomes of rows already on the board: from a store, recomputing their runs where asked.
+
+Rows published before issue 23 have accuracies but no published masks. Their outcomes are
+deterministic, so a maintainer can recompute each run (``--recompute``: the exact suite settings are
+found from the row's store key, leaderboard/recover.py) into a store, resumably and in as many
+processes as there are cores (``--jobs i/k``), and this module publishes them once the masks' means
+equal the row's numbers: the rows' own numbers prove the recomputation. A run whose store key today's
+code does not reproduce stays pending, with the reason.
+"""
+from __future__ import annotations
+
+import fnmatch
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("symbench")
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    published: int = 0
+    pending: int = 0
+    skipped: int = 0
+
+    def summary(self) -> str:
+        return (f"{self.published} run(s) published now, {self.pending} still without published outcomes"
+                + (f", {self.skipped} left to other --jobs" if self.skipped else ""))
+
+
+def parse_jobs(text: str | None) -> tuple[int, int]:
+    if not text:
+        return 0, 1
+    from symbench.bench.run.evaluate import parse_shard
+
+    return parse_shard(text)
+
+
+def backfill(rows_path: str | Path, *, store=None, model: str | None = None, suite: str | None = None,
+             recompute: bool = False, data_dir=None, dry_run: bool = False, jobs: str | None = None,
+             progress: bool = True) -> Report:
+    """Publish into ``outcomes.jsonl`` beside ``rows_path`` every missing run's outcomes that ``store`` holds."""
+    from symbench.bench.run.records import read_rows
+    from symbench.leaderboard import outcomes as oc
+
+    rows = read_rows(rows_path)
+    out_path = oc.beside(rows_path)
+    index = oc.load_index(out_path)
+    runs: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if not oc.needs_outcomes(r) or oc.key_of(r) in index.records:
+            continue
+        if (model and not fnmatch.fnmatchcase(r["model"], model)) or (suite and not fnmatch.fnmatchcase(r["suite"], suite)):
+            continue
+        runs.setdefault(oc.key_of(r), []).append(r)
+    i, k = parse_jobs(jobs)
+    report = Report()
+    by_run = sorted({(m, key) for m, key, _ in runs})
+    mine = {run for j, run in enumerate(by_run) if j % k == i}
+    for key, group_rows in sorted(runs.items()):
+        if (key[0], key[1]) not in mine:
+            report.skipped += 1
+            continue
+        row = max(group_rows, key=lambda r: r.get("created", ""))
+        what = f"{row['model']} {row['suite']} {row['threat']} eps {row.get('eps_display')} n={row['n']} ({key[1]})"
+        try:
+            outcome = _outcome(row, group_rows, store, recompute and not dry_run, data_dir, progress)
+        except ValueError as err:
+            report.pending += 1
+            report.lines.append(f"pending    {what}: {err}")
+            continue
+        if dry_run:
+            report.lines.append(f"would add  {what}")
+            continue
+        oc.append_records(out_path, [oc.record_for(row, outcome)])
+        report.published += 1
+        report.lines.append(f"published  {what}: clean {sum(outcome.clean)}/{outcome.n}, robust "
+                            f"{sum(outcome.robust)}/{outcome.n}, as the row says")
+    if not dry_run and report.published:
+        pending = oc.read_pending(rows_path)
+        done = pending & set(oc.load_index(out_path).records)
+        if done:
+            oc.write_pending(rows_path, pending - done)
+    return report
+
+
+def _outcome(row: dict, same_key: list[dict], store, recompute: bool, data_dir, progress: bool):
+    """The run's outcomes from the store, recomputing the run first when asked; checked against every row of it."""
+    from symbench.leaderboard.outcomes import outcome_of
+
+    try:
+        outcome = outcome_of(row, store)
+    except ValueError as err:
+        if not recompute or "do not give the row's numbers" in str(err):
+            raise
+        _recompute(row, store, data_dir, progress)
+        outcome = outcome_of(row, store)
+    for other in same_key:
+        bad = outcome.disagreements(other)
+        if bad:
+            raise ValueError(f"a row of the same run disagrees with its masks: {'; '.join(bad)}")
+    return outcome
+
+
+def _recompute(row: dict, store, data_dir, progress: bool) -> None:
+    from symbench.bench.run.runner import run_suite
+    from symbench.leaderboard.recover import find_run, load_for_row
+
+    model, data = load_for_row(row, data_dir=data_dir)
+    plan = find_run(row, model, data)
+    if plan is None:
+        raise ValueError(f"today's code does not reproduce store key {row['store_key']} (model code or suite "
+                         "changed since the row was computed), so the run cannot be recomputed")
+    log.info("recomputing %s %s (n=%d%s) into the store", row["model"], row["suite"], row["n"],
+             f", --eps {plan.cli_eps()}" if plan.eps else "")
+    run_suite(model, plan.suite, data, model_name=row["model"], store_root=store, progress=progress,
+              num_classes=getattr(getattr(model, "card", None), "num_classes", 10))

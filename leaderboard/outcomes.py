@@ -1,0 +1,268 @@
+"""Published per-example outcomes: ``leaderboard/v1/outcomes.jsonl``, one record per attack row's run and (threat, eps).
+
+Each line is ``{"model", "store_key", "group", "suite_id", "data_sha256", "sha256", "outcome"}`` where
+``outcome`` is a packed :class:`~symbench.bench.run.outcomes.RowOutcome` and ``sha256`` its digest. A row
+points at exactly one record: its ``(model, store_key, threat, eps)``, and since issue 23 the digest it
+carries as ``outcomes_sha256``. The file is append-only like the rows, written by ``--publish`` /
+``leaderboard add`` together with the rows, shipped as package data, and read by ``compare``,
+``findings`` and ``leaderboard verify`` where the user's own store lacks a run.
+
+Rows published before outcomes were (those whose run is not yet recomputed) are listed in
+``outcomes_pending.jsonl`` beside it: ``leaderboard validate`` fails on any other attack row without
+outcomes, and on a listed row whose outcomes have since been published (the list only shrinks).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from symbench.paths import package_file
+
+log = logging.getLogger("symbench")
+
+OUTCOMES_FILE = "outcomes.jsonl"
+PENDING_FILE = "outcomes_pending.jsonl"
+# suites whose rows are a cascade over batches of examples: the rows that must publish their outcomes
+ATTACK_KIND = "attack"
+
+
+def published_outcomes() -> Path:
+    """The shipped outcomes beside the shipped rows (package data)."""
+    return package_file("symbench.leaderboard", "v1", OUTCOMES_FILE)
+
+
+def beside(rows_path: str | Path) -> Path:
+    """The outcomes file that belongs to a rows file (same folder)."""
+    return Path(rows_path).parent / OUTCOMES_FILE
+
+
+def group_of(row: dict) -> str:
+    return f"{row['threat']}_{row['eps']:.8f}"
+
+
+def key_of(row: dict) -> tuple[str, str, str]:
+    return row["model"], str(row.get("store_key")), group_of(row)
+
+
+@lru_cache(maxsize=None)
+def _other_kinds() -> frozenset[str]:
+    """Shipped suites that are not attack cascades (corruptions, CLEVER, spatial ...): their rows have other records."""
+    from symbench.bench.suites import SUITE_DIR, load_suite
+
+    return frozenset(p.stem for p in SUITE_DIR.glob("*.toml") if load_suite(p.stem).kind != ATTACK_KIND)
+
+
+def needs_outcomes(row: dict) -> bool:
+    """A measured row of an attack suite (shipped or a submitter's): its numbers are means of per-example masks."""
+    return (row.get("kind", "measured") == "measured" and bool(row.get("store_key"))
+            and row.get("robust_acc") is not None and not row.get("variant")
+            and (row.get("suite") not in _other_kinds() or "outcomes_sha256" in row))
+
+
+@dataclass(frozen=True)
+class OutcomeIndex:
+    """The records of one outcomes file by (model, store_key, group)."""
+
+    path: Path
+    records: dict
+
+    def get(self, row: dict):
+        """The verified :class:`RowOutcome` behind ``row``, or None when the file has none for it.
+
+        Raises ValueError when a record exists but is damaged, or its digest is not the one the row carries.
+        """
+        from symbench.bench.run.outcomes import RowOutcome
+
+        rec = self.records.get(key_of(row))
+        if rec is None:
+            return None
+        out = RowOutcome.from_json(rec["outcome"])
+        if out.sha256() != rec["sha256"]:
+            raise ValueError(f"{self.path}: the outcome record of {row['model']} {rec['group']} (store key "
+                             f"{rec['store_key']}) fails its sha256 (edited after it was published)")
+        want = row.get("outcomes_sha256")
+        if want and want != rec["sha256"]:
+            raise ValueError(f"{row['model']} {row['suite']} {row['threat']} eps {row.get('eps_display')}: the row "
+                             f"points at outcomes {want[:12]}, {self.path} holds {rec['sha256'][:12]}")
+        return out
+
+
+def load_index(path: str | Path | None = None) -> OutcomeIndex:
+    """The outcomes file ``path`` (default: the shipped one), read once per (path, size, mtime)."""
+    path = Path(path) if path else published_outcomes()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return OutcomeIndex(path, {})
+    return _load(str(path), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _load(path: str, size: int, mtime: int) -> OutcomeIndex:
+    records = {}
+    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            records[(rec["model"], rec["store_key"], rec["group"])] = rec
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}:{i}: not an outcome record ({err})") from None
+    return OutcomeIndex(Path(path), records)
+
+
+def record_for(row: dict, outcome) -> dict:
+    return {"model": row["model"], "store_key": row["store_key"], "group": group_of(row),
+            "suite_id": row.get("suite_id"), "data_sha256": row.get("data_sha256"), "sha256": outcome.sha256(),
+            "outcome": outcome.to_json()}
+
+
+def outcome_of(row: dict, store_root):
+    """The row's outcomes from the store, checked against its numbers (ValueError naming what is wrong)."""
+    from symbench.bench.run.outcomes import from_store
+
+    outcome = from_store(row, store_root)
+    bad = outcome.disagreements(row)
+    if bad:
+        raise ValueError(f"{row['model']} {row['suite']} {row['threat']} eps {row.get('eps_display')}: the store's "
+                         f"outcomes do not give the row's numbers: {'; '.join(bad)}")
+    return outcome
+
+
+def append_records(outcomes_path: str | Path, records: list[dict]) -> int:
+    """Append outcome records not yet in the file (under the rows' file lock); returns how many were added.
+
+    A record for a (model, store key, group) the file already holds with another digest is refused:
+    outcomes are append-only and a run's outcomes are deterministic.
+    """
+    from symbench.bench.run.records import rows_lock
+    from symbench.bench.run.store import atomic_write_text, check_writable, resolve_target
+
+    path = resolve_target(Path(outcomes_path))
+    check_writable(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rows_lock(path):
+        have = load_index(path).records
+        new = []
+        for rec in records:
+            k = (rec["model"], rec["store_key"], rec["group"])
+            old = have.get(k)
+            if old is not None and old["sha256"] != rec["sha256"]:
+                raise ValueError(f"{path} already holds other outcomes for {rec['model']} {rec['group']} store key "
+                                 f"{rec['store_key']} ({old['sha256'][:12]} vs {rec['sha256'][:12]}): outcomes are "
+                                 "append-only, and a run's outcomes do not change")
+            if old is None:
+                have = {**have, k: rec}
+                new.append(rec)
+        if new:
+            text = path.read_text() if path.is_file() else ""
+            if text and not text.endswith("\n"):
+                text += "\n"
+            atomic_write_text(path, text + "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n"
+                                                   for r in new))
+            log.info("published the per-example outcomes of %d run(s) to %s", len(new), path)
+    return len(new)
+
+
+def attach(rows: list[dict], store_root, outcomes_path: str | Path) -> list[dict]:
+    """Publish the outcomes of ``rows`` from ``store_root`` into ``outcomes_path``; returns the rows pointing at them.
+
+    Every row that :func:`needs_outcomes` gets ``outcomes_sha256``. All or nothing: a row whose run is not
+    in the store, or whose masks' means are not its accuracies, is an error and nothing is written.
+    """
+    out, records = [], []
+    for row in rows:
+        if not needs_outcomes(row):
+            out.append(row)
+            continue
+        try:
+            outcome = outcome_of(row, store_root)
+        except ValueError as err:
+            raise ValueError(f"cannot publish {row['model']} {row['suite']} {row['threat']} eps "
+                             f"{row.get('eps_display')} without its per-example outcomes: {err}") from None
+        rec = record_for(row, outcome)
+        records.append(rec)
+        out.append({**row, "outcomes_sha256": rec["sha256"]})
+    if records:
+        append_records(outcomes_path, records)
+    return out
+
+
+def resolve(row: dict, store_root=None, outcomes_path: str | Path | None = None):
+    """``(RowOutcome, source)`` for a row: the user's store when it holds the run, else the published outcomes.
+
+    ``source`` says which ("store <dir>" or "published <file>"). Raises ValueError saying both were tried.
+    """
+    from symbench.bench.run.outcomes import from_store
+    from symbench.paths import describe, user_store
+
+    try:
+        return from_store(row, store_root), f"store {describe(Path(store_root or user_store()))}"
+    except ValueError as store_err:
+        index = load_index(outcomes_path)
+        got = index.get(row)
+        if got is None:
+            raise ValueError(f"no per-example outcomes for {row['model']} {row['suite']} {row['threat']} eps "
+                             f"{row.get('eps_display', row['eps'])} (n={row.get('n')}): not in your store "
+                             f"({store_err}) nor in the published outcomes {describe(index.path)}; run the suite "
+                             "first") from None
+        return got, f"published {describe(index.path)}"
+
+
+def pending_path(rows_path: str | Path) -> Path:
+    return Path(rows_path).parent / PENDING_FILE
+
+
+def read_pending(rows_path: str | Path) -> set[tuple[str, str, str]]:
+    p = pending_path(rows_path)
+    if not p.is_file():
+        return set()
+    return {(r["model"], r["store_key"], r["group"]) for r in map(json.loads, p.read_text().splitlines()) if r}
+
+
+def write_pending(rows_path: str | Path, keys: set[tuple[str, str, str]]) -> Path:
+    from symbench.bench.run.store import atomic_write_text
+
+    p = pending_path(rows_path)
+    atomic_write_text(p, "".join(json.dumps({"model": m, "store_key": k, "group": g}) + "\n"
+                                 for m, k, g in sorted(keys)))
+    return p
+
+
+def validate(rows_path: str | Path, outcomes_path: str | Path | None = None) -> tuple[list[str], int]:
+    """Problems of a rows file's outcomes, and how many rows wait in the pending list.
+
+    A problem: an attack row with no outcome record that the pending list does not name; a record that
+    fails its digest or that the row's ``outcomes_sha256`` does not name; accuracies that are not the
+    masks' means; a pending entry that has outcomes now (take it off the list).
+    """
+    from symbench.bench.run.records import read_rows
+
+    rows = read_rows(rows_path)
+    index = load_index(outcomes_path or beside(rows_path))
+    pending = read_pending(rows_path)
+    errors, waiting, checked = [], 0, {}
+    for i, row in enumerate(rows, 1):
+        if not needs_outcomes(row):
+            continue
+        where = f"{rows_path}:{i}: {row['model']} {row['suite']} {row['threat']} eps {row.get('eps_display')}"
+        try:
+            got = index.get(row)
+        except ValueError as err:
+            errors.append(f"{where}: {err}")
+            continue
+        if got is None:
+            if key_of(row) in pending and not row.get("outcomes_sha256"):
+                waiting += 1
+            else:
+                errors.append(f"{where}: no per-example outcomes in {index.path.name}"
+                              + (" (the row names some)" if row.get("outcomes_sha256") else ""))
+            continue
+        if key_of(row) in pending:
+            errors.append(f"{where}: has published outcomes now; remove it from {PENDING_FILE}")
+        errors += [f"{where}: {p}" for p in got.disagreements(row)]
+        checked[key_of(row)] = True
+    return errors, waiting

@@ -1,0 +1,154 @@
+"""Published per-example outcomes (issue 23): packed masks beside the rows, pairing from them, validate, verify."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from symbench.bench.run import evaluate
+from symbench.bench.run.outcomes import RowOutcome, pack, unpack
+from symbench.bench.run.records import read_rows
+from symbench.leaderboard import outcomes as oc
+from symbench.leaderboard.publish import publish_rows
+from conftest import DET_SUITE, TinyCNN
+
+
+def test_pack_round_trips_and_refuses_wrong_lengths():
+    mask = [bool(i % 3) for i in range(1001)]
+    assert unpack(pack(mask), 1001) == mask
+    assert len(pack(mask)) <= 4 * ((1001 + 7) // 8 + 2) // 3  # about n/6 characters: a few MB for the board
+    with pytest.raises(ValueError):
+        unpack(pack(mask), 1000 - 16)
+    with pytest.raises(ValueError, match="past its last"):
+        unpack(pack([True] * 16), 10)
+
+
+def test_outcome_digest_changes_with_one_bit():
+    o = RowOutcome(n=8, clean=[True] * 8, robust=[True, False] * 4, after={"a": [True, False] * 4})
+    flipped = RowOutcome(n=8, clean=[True] * 8, robust=[True, True] + [True, False] * 3, after=o.after)
+    assert o.sha256() != flipped.sha256()
+    assert RowOutcome.from_json(json.loads(json.dumps(o.to_json()))) == o
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, tiny_model, tiny_data):
+    """Two models run on the same 60 examples and published (with outcomes) to a board of their own."""
+    from symbench.bench.data import ImageData
+
+    root = tmp_path_factory.mktemp("pub")
+    suite = root / "det.toml"
+    suite.write_text(DET_SUITE)
+    data = ImageData(tiny_data.x[:60], tiny_data.y[:60], "synthetic-60", tiny_data.sha256 + ":60")
+    other = TinyCNN()  # untrained: a weaker model on the same examples
+    rows = []
+    for name, m in (("tiny_a", tiny_model), ("tiny_b", other.eval())):
+        rows += evaluate.bench(name, str(suite), model=m, data=data, store=str(root / "store"), progress=False,
+                               checks=False, out=str(root / "mine.jsonl"))
+    board = root / "board" / "rows.jsonl"
+    publish_rows(rows, board, force=True, store=root / "store")
+    return {"root": root, "board": board, "rows": rows, "suite": suite, "data": data,
+            "models": {"tiny_a": tiny_model, "tiny_b": other.eval()}}
+
+
+def test_publish_writes_outcomes_that_validate(published):
+    board = published["board"]
+    rows = read_rows(board)
+    assert rows and all(r["outcomes_sha256"] for r in rows)
+    index = oc.load_index(oc.beside(board))
+    assert len(index.records) == len(rows)  # one record per (run, threat, eps)
+    for r in rows:
+        got = index.get(r)
+        assert got.disagreements(r) == [] and got.sha256() == r["outcomes_sha256"]
+    assert oc.validate(board) == ([], 0)
+
+
+def test_publishing_without_the_store_is_refused(published, tmp_path):
+    with pytest.raises(ValueError, match="without its per-example outcomes"):
+        publish_rows(published["rows"], tmp_path / "rows.jsonl", force=True, store=tmp_path / "empty")
+    assert not (tmp_path / "rows.jsonl").exists() and not (tmp_path / "outcomes.jsonl").exists()
+
+
+def _copy_board(published, tmp_path) -> Path:
+    board = tmp_path / "board" / "rows.jsonl"
+    shutil.copytree(published["board"].parent, board.parent)
+    return board
+
+
+def _edit_record(path: Path, edit) -> None:
+    lines = path.read_text().splitlines()
+    rec = json.loads(lines[0])
+    out = RowOutcome.from_json(rec["outcome"])
+    out = edit(out)
+    rec["outcome"], rec["sha256"] = out.to_json(), out.sha256()  # a careful forger recomputes the digest
+    lines[0] = json.dumps(rec)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_validate_fails_on_masks_that_disagree_with_the_row(published, tmp_path):
+    board = _copy_board(published, tmp_path)
+
+    def flip_robust(o):
+        i = o.robust.index(False) if False in o.robust else 0
+        robust = list(o.robust)
+        robust[i] = not robust[i]
+        return RowOutcome(o.n, o.clean, robust, o.after, o.escalated, o.draws, o.clean_hits, o.robust_hits)
+
+    _edit_record(oc.beside(board), flip_robust)
+    errors, _ = oc.validate(board)
+    assert errors and any("points at outcomes" in e or "robust_acc" in e for e in errors)
+
+
+def test_validate_fails_on_a_row_without_outcomes_unless_pending(published, tmp_path):
+    board = _copy_board(published, tmp_path)
+    rows = read_rows(board)
+    oc.beside(board).write_text("")
+    bare = [{k: v for k, v in r.items() if k != "outcomes_sha256"} for r in rows]
+    board.write_text("".join(json.dumps(r) + "\n" for r in bare))
+    errors, waiting = oc.validate(board)
+    assert len(errors) == len(rows) and waiting == 0
+    oc.write_pending(board, {oc.key_of(r) for r in bare})
+    assert oc.validate(board) == ([], len(rows))  # listed as published before outcomes existed
+
+
+def test_compare_pairs_from_published_outcomes_with_an_empty_store(published, tmp_path):
+    import symbench
+
+    df = symbench.compare("tiny_a", "tiny_b", suite="det", rows=published["board"], store=tmp_path / "empty",
+                          outcomes=oc.beside(published["board"]))
+    assert len(df) == 2 and all(s.startswith("published") for s in df["source_a"])
+    from_store = symbench.compare("tiny_a", "tiny_b", suite="det", rows=published["board"],
+                                  store=published["root"] / "store")
+    assert all(s.startswith("store") for s in from_store["source_a"])
+    cols = ["acc_a", "acc_b", "diff", "p_value", "only_a", "only_b"]
+    assert df[cols].equals(from_store[cols])  # the same numbers either way
+
+
+def test_compare_refuses_rows_on_other_examples_in_one_line(published, tmp_path):
+    import symbench
+
+    rows = read_rows(published["board"])
+    b = [dict(r, n=r["n"] - 1) for r in rows if r["model"] == "tiny_b"]
+    mixed = tmp_path / "rows.jsonl"
+    mixed.write_text("".join(json.dumps(r) + "\n" for r in [r for r in rows if r["model"] == "tiny_a"] + b))
+    with pytest.raises(ValueError, match="different examples") as err:
+        symbench.compare("tiny_a", "tiny_b", suite="det", rows=mixed, outcomes=oc.beside(published["board"]))
+    assert "\n" not in str(err.value).split(";")[0]
+
+
+def test_verify_passes_on_a_published_row_and_names_a_flipped_example(published, tmp_path):
+    from symbench.leaderboard.verify import verify_row
+
+    row = next(r for r in read_rows(published["board"]) if r["model"] == "tiny_a")
+    outcome = oc.load_index(oc.beside(published["board"])).get(row)
+    kw = dict(sample=12, model=published["models"]["tiny_a"], data=published["data"], suite=published["suite"])
+    check = verify_row(row, outcome, **kw)
+    assert check.ok and not check.mismatches, check.line()
+    i = check.sample[0]
+    robust = list(outcome.robust)
+    robust[i] = not robust[i]
+    forged = RowOutcome(outcome.n, outcome.clean, robust, outcome.after)
+    bad = verify_row(row, forged, **kw)
+    assert not bad.ok and [m.index for m in bad.mismatches] == [i]
+    assert f"example {i}" in bad.line() and bad.line().startswith("FAIL")
