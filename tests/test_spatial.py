@@ -277,6 +277,24 @@ def test_finer_grid_check_fails_a_row_the_grid_over_reports(tmp_path):
     assert row["spatial"]["grid_acc"] == pytest.approx(8 / 12) and row["checks"]["finer_grid"]["status"] == "pass"
 
 
+def test_finer_grid_subset_grows_while_undecided_and_searches_each_example_once(tmp_path):
+    # 2 of 40 broken between grid points (5 points): 4 examples cannot tell, so the subset doubles to all 40
+    data = _oracle_data(40)
+    text = SMALL_GRID.replace("n_translations = 3", "n_translations = 1").replace("n = 24", "n = 40") \
+                     .replace("finer_check_n = 8", "finer_check_n = 4\nfiner_check_max_n = 64")
+    from symbench.bench.checks.spot import sample_survivors, seed_of
+
+    first = set(sample_survivors(torch.ones(40, dtype=torch.bool), 4, seed_of(0, "finer_grid")).tolist())
+    bad = [i for i in range(40) if i not in first][:2]                    # outside the first stage's 4
+    model = Oracle(rotate_translate(data.x[bad], -7.5)).eval()
+    [row] = run_spatial(model, _suite(text), data, model_name="oracle", store_root=tmp_path, progress=False)
+    fg = row["checks"]["finer_grid"]
+    assert fg["status"] == "fail" and "broke 2 of 40" in fg["detail"] and "every survivor searched" in fg["detail"]
+    stages = sorted((tmp_path / "oracle" / row["store_key"] / "finer_grid").glob("b*.json"))
+    searched = [i for f in stages for i in json.loads(f.read_text())["idx"]]
+    assert len(stages) > 1 and sorted(searched) == list(range(40))      # nested stages, each example once
+
+
 ROTATION = """
 name = "rotation_small"
 version = 1

@@ -57,10 +57,10 @@ GRID_EXACT = ("exact over the grid: every example was classified under every gri
               "accuracy at each example's worst grid point; transforms between grid points are not covered "
               "(finer_grid samples them)")
 _GRID_KEYS = {"max_rotation", "n_rotations", "max_translation", "n_translations", "interpolation", "padding",
-              "finer_check_n", "finer_check_factor"}
+              "finer_check_n", "finer_check_factor", "finer_check_max_n"}
 OPTIONS = {"spatial": _GRID_KEYS | {"random_tries"},
            "rotation_curve": {"thetas", "step", "interpolation", "padding", "finer_check_n", "finer_check_factor"},
-           "spatial_linf": (_GRID_KEYS - {"finer_check_n", "finer_check_factor"}) | {"k", "chunk"}}
+           "spatial_linf": (_GRID_KEYS - {"finer_check_n", "finer_check_factor", "finer_check_max_n"}) | {"k", "chunk"}}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def _check_options(suite: Suite) -> None:
                          f"scipy cubic-spline transform), got {interp!r}")
     if str(suite.option("padding", "zeros")) != "zeros":
         raise ValueError(f"suite {suite.name!r}: only padding = 'zeros' is implemented")
-    for key in ("finer_check_n", "finer_check_factor", "random_tries", "k", "chunk"):
+    for key in ("finer_check_n", "finer_check_factor", "finer_check_max_n", "random_tries", "k", "chunk"):
         v = suite.option(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
             raise ValueError(f"suite {suite.name!r}: {key} must be an integer >= 0, got {v!r}")
@@ -311,35 +311,69 @@ def run_spatial(model: nn.Module, suite: Suite, data: ImageData, *, model_name: 
 
 def _finer_grid_check(counted, suite: Suite, grid: SpatialGrid, conv: str, x_all, y_all, robust: torch.Tensor,
                       store: Store, device, model_name: str = "model", progress: bool = False) -> dict:
-    """Search a seeded subset of the row's robust examples at ``finer_check_factor`` x the rotation resolution."""
+    """Search a seeded subset of the row's robust examples at ``finer_check_factor`` x the rotation resolution.
+
+    While the 95% interval of the over-report straddles the 2-point line the subset doubles (nested: the
+    seeded order makes each subset contain the last, so only the added examples are searched), up to
+    ``finer_check_max_n`` examples or every survivor. Each stage is one store record (group ``finer_grid``).
+    """
+    from symbench.bench.run.stats import wilson_interval
+
     m, factor = int(suite.option("finer_check_n", 100)), int(suite.option("finer_check_factor", 2))
+    max_n = max(m, int(suite.option("finer_check_max_n", 400)))
     if m == 0 or factor < 2:
         return {"status": "skip", "detail": "finer-grid check turned off in the suite (finer_check_n = 0 or factor < 2)"}
     fine = grid.finer(factor)
     coarse = set(grid.rotations.tolist())
     tr = fine.transforms()
     extra = tr[[a not in coarse for a in tr[:, 0].tolist()]]   # the rotations between grid points, every translation
-    idx = _subset(robust, m, suite.seed, "finer_grid")
     what = (f"{fine.n_rotations} rotations ({fine.to_json()['rotations_deg']['step']:g}° steps) x "
             f"{grid.n_translations ** 2} translations")
-    rec = store.get("finer_grid", 0)
-    if rec is None or rec.get("idx") != idx.tolist() or rec.get("grid") != fine.to_json():
-        t0, f0 = time.time(), counted.n_forward
-        broken = []
-        starts = range(0, len(idx), suite.batch_size)
-        with _progress(model_name, suite, len(starts) * len(extra), progress) as bar:
-            bar.set_description(f"{model_name} {suite.name} finer_grid check")
-            for s in starts:
-                i = idx[s:s + suite.batch_size]
-                out = evaluate_transforms(counted, x_all[i].to(device), y_all[i.to(y_all.device)], extra,
-                                          convention=conv, on_step=bar.update)
-                broken += (~out.correct.all(1)).tolist()
-        rec = {"idx": idx.tolist(), "broken": broken, "grid": fine.to_json(), "n_forward": counted.n_forward - f0,
-               "seconds": time.time() - t0}
-        store.put("finer_grid", 0, rec)
-    res = finer_status(sum(rec["broken"]), len(rec["idx"]), robust.float().mean().item(), what)
-    res["detail"] += f"; {rec['n_forward']} image forwards"
+    acc, survivors = robust.float().mean().item(), int(robust.sum())
+    searched: list[int] = []
+    broken: list[bool] = []
+    n_fwd, stage, size = 0, 0, m
+    while True:
+        idx = _subset(robust, min(size, max_n), suite.seed, "finer_grid").tolist()
+        added = sorted(set(idx) - set(searched))
+        rec = store.get("finer_grid", stage)
+        if rec is None or rec.get("idx") != added or rec.get("grid") != fine.to_json():
+            rec = _search(counted, suite, extra, conv, x_all, y_all, added, device, model_name, progress)
+            rec["grid"] = fine.to_json()
+            store.put("finer_grid", stage, rec)
+        searched += rec["idx"]
+        broken += rec["broken"]
+        n_fwd += rec["n_forward"]
+        lo, hi = wilson_interval(sum(broken), len(broken)) if broken else (0.0, 1.0)
+        decided = hi * acc <= FAIL_POINTS or lo * acc > FAIL_POINTS
+        if decided or len(searched) >= min(survivors, max_n):
+            break
+        stage, size = stage + 1, size * 2
+    res = finer_status(sum(broken), len(broken), acc, what)
+    if len(broken) >= survivors:
+        note = "every survivor searched"
+    elif not decided:
+        note = f"still undecided at the largest subset ({max_n}, suite option finer_check_max_n)"
+    else:
+        note = f"{stage + 1} stage(s) of a doubling subset"
+    res["detail"] += f"; {note}; {n_fwd} image forwards"
     return res
+
+
+def _search(counted, suite: Suite, extra: torch.Tensor, conv: str, x_all, y_all, idx: list[int], device,
+            model_name: str, progress: bool) -> dict:
+    """Which of the examples ``idx`` some transform of ``extra`` breaks (a finer_grid stage's record)."""
+    t0, f0 = time.time(), counted.n_forward
+    broken = []
+    starts = range(0, len(idx), suite.batch_size)
+    with _progress(model_name, suite, len(starts) * len(extra), progress) as bar:
+        bar.set_description(f"{model_name} {suite.name} finer_grid check")
+        for s in starts:
+            i = torch.tensor(idx[s:s + suite.batch_size], dtype=torch.long)
+            out = evaluate_transforms(counted, x_all[i].to(device), y_all[i.to(y_all.device)], extra,
+                                      convention=conv, on_step=bar.update)
+            broken += (~out.correct.all(1)).tolist()
+    return {"idx": list(idx), "broken": broken, "n_forward": counted.n_forward - f0, "seconds": time.time() - t0}
 
 
 # ----------------------------------------------------------------------------------------------------------------
