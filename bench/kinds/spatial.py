@@ -298,7 +298,7 @@ def run_spatial(model: nn.Module, suite: Suite, data: ImageData, *, model_name: 
              "random_acc": random_robust.float().mean().item() if tries else None,
              "random_draws": ("per example, uniform over the box (angle, tx, ty), seeded by the suite seed and the "
                               "example's position") if tries else None,
-             "robust_is": "correct on the clean image, every grid point and every random try"}
+             "robust_is": "correct on the clean image, every grid point" + (" and every random try" if tries else "")}
     row = make_row(model_name=model_name, card=card, ckpt_sha256=fp, suite=suite, outcome=outcome, data=data,
                    device=device, store_key=key, extra={
                        "eps_display": f"±{grid.max_rotation:g}°, ±{grid.max_translation:g} px", "spatial": block,
@@ -322,7 +322,7 @@ def _finer_grid_check(counted, suite: Suite, grid: SpatialGrid, conv: str, x_all
     m, factor = int(suite.option("finer_check_n", 100)), int(suite.option("finer_check_factor", 2))
     max_n = max(m, int(suite.option("finer_check_max_n", 400)))
     if m == 0 or factor < 2:
-        return {"status": "skip", "detail": "finer-grid check turned off in the suite (finer_check_n = 0 or factor < 2)"}
+        return {"status": "skip", "detail": "finer-grid check turned off (finer_check_n = 0 or finer_check_factor < 2)"}
     fine = grid.finer(factor)
     coarse = set(grid.rotations.tolist())
     tr = fine.transforms()
