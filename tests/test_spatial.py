@@ -17,6 +17,7 @@ from symbench.bench.data import ImageData
 from symbench.bench.kinds.spatial import (finer_status, identity_check, run_rotation_curve, run_spatial,
                                           run_spatial_linf)
 from symbench.bench.run.compare import row_outcomes
+from symbench.bench.run.outcomes import from_store
 from symbench.bench.run.records import append_rows, check_row, read_rows
 from symbench.bench.suites import list_suites, load_suite, parse_suite
 
@@ -231,6 +232,7 @@ def test_spatial_kind_row_equals_brute_force_and_resumes(tiny_model, tiny_data, 
     # the masks are where paired comparisons read them
     robust = row_outcomes(row, tmp_path, "robust")
     assert np.mean(robust) == pytest.approx(row["robust_acc"]) and len(robust) == 24
+    assert from_store(row, tmp_path).disagreements(row) == []   # what publishing checks: numbers = masks' means
     # kill mid-run = a batch record missing: the rerun recomputes only it and gives the same row
     store_dir = tmp_path / "tiny" / row["store_key"]
     (store_dir / "spatial_30.00000000" / "b00001.json").unlink()
@@ -327,6 +329,7 @@ def test_rotation_curve_rows_known_answer(tmp_path):
     assert by[5.0]["checks"]["finer_grid"]["status"] == "fail" and by[3.0]["checks"]["finer_grid"]["status"] == "pass"
     assert by[0.0]["checks"]["finer_grid"]["status"] == "pass"
     assert row_outcomes(by[5.0], tmp_path, "robust") == [False] + [True] * 11
+    assert all(from_store(r, tmp_path).disagreements(r) == [] for r in rows)
 
 
 def test_rotation_curve_theta_zero_is_clean_accuracy(tiny_model, tiny_data, tmp_path):
@@ -367,6 +370,7 @@ iters = 5
     assert b["k"] == 2 and "upper bound" in b["bound"] and row["threat"] == "spatial_linf"
     assert row["robust_acc"] <= b["grid_acc"] <= row["clean_acc"]
     assert row["n_backward"] > 0 and row["attacks"][1]["label"] == "apgd_ce[iters=5][top2]"
+    assert from_store(row, tmp_path).disagreements(row) == []
 
 
 def test_bad_suites_and_randomized_models_are_refused_before_compute(tiny_model, tiny_data, tmp_path):
