@@ -41,7 +41,7 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from symbench.bench.data import ImageData, cache_dir, from_uint8
+from symbench.bench.data import ImageData, cache_dir as user_cache_dir, from_uint8
 from symbench.bench.run.records import make_row
 from symbench.bench.run.runner import EpsOutcome, check_model_output, defense_settings, model_fingerprint, run_suite
 from symbench.bench.run.store import Store, run_key
@@ -392,7 +392,7 @@ def generated(data: ImageData, name: str, severity: int, seed: int = 0,
     index = np.asarray(data.indices if data.indices else range(len(data)))
     tag = _generator_tag(seed)
     key = hashlib.sha256(f"{tag}|{data.sha256}|{index.tobytes().hex()}".encode()).hexdigest()[:16]
-    path = Path(cache_dir or cache_dir() / "corruptions") / key / f"{name}-{severity}.npy"
+    path = Path(cache_dir or user_cache_dir() / "corruptions") / key / f"{name}-{severity}.npy"
     x = None
     if path.is_file():
         try:
@@ -516,8 +516,8 @@ def corrupted(data: ImageData, name: str, severity: int, *, source: str = "auto"
         if data.indices:
             raise ValueError("robustbench's load_cifar10c returns the first n test images; load the clean data "
                              "without sample_seed")
-        x, y = load_robustbench(rb_dir or cache_dir(), name, severity, len(data))
-        src = f"robustbench:{rb_dir or cache_dir()}/CIFAR-10-C:{name}/{severity}"
+        x, y = load_robustbench(rb_dir or user_cache_dir(), name, severity, len(data))
+        src = f"robustbench:{rb_dir or user_cache_dir()}/CIFAR-10-C:{name}/{severity}"
     else:
         raise ValueError(f"unknown CIFAR-10-C source {source!r}")
     if not np.array_equal(y, data.y.numpy()):
@@ -564,7 +564,7 @@ def _combined(parts: list[ImageData], source: str) -> SimpleNamespace:
 def _family_source(source: str, suite: Suite, found: Path | None) -> str:
     if source == "generated":
         return _generator_tag(suite.seed)
-    return f"CIFAR-10-C:{found}" if source == "official" else f"robustbench:{suite.option('robustbench_dir', cache_dir())}"
+    return f"CIFAR-10-C:{found}" if source == "official" else f"robustbench:{suite.option('robustbench_dir', user_cache_dir())}"
 
 
 # ----------------------------------------------------------------------------------------------------------------
