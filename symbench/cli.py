@@ -133,7 +133,11 @@ def _data_dir(args):
 def _threads(args) -> None:
     import torch
 
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    from symbench.bench.run.fastpath import default_threads, set_fast
+
+    torch.set_num_threads(args.threads or default_threads())  # the row's device field records it
+    if getattr(args, "fast", False):
+        set_fast(True)
 
 
 def _no_match(what: str, pattern: str, known: list[str]) -> int:
@@ -469,6 +473,8 @@ def _add_run_options(s, *, rows_help: str) -> None:
     s.add_argument("--force", action="store_true", help="with --publish: publish rows with n below the suite's n")
     s.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     s.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
+    s.add_argument("--fast", action="store_true", help="channels_last where measured faster (bench/run/fastpath.py); "
+                                                       "rows and store key then record the layout")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_format(s)
 

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from symbench.bench.run.counting import CountingModel
+from symbench.bench.run.fastpath import layout_for, prepare as prepare_layout
 from symbench.models.code_hash import code_sha256
 from symbench.bench.run.preflight import check_labels
 from symbench.bench.data import ImageData
@@ -43,6 +44,7 @@ class EpsOutcome:
     draws: int = 1                      # k: fresh draws of the model's randomness each example is judged on
     p_clean: torch.Tensor | None = None   # (N,) float, share of the k draws correct on clean input
     p_robust: torch.Tensor | None = None  # (N,) float, same at the example's worst adversarial example found
+    layout: str | None = None           # the fast path's memory layout (bench/run/fastpath.py); None: eager NCHW
 
     @property
     def clean_acc(self) -> float:
@@ -105,9 +107,11 @@ def _group(threat: Threat, eps: float) -> str:
 def suite_run_key(model: nn.Module, suite: Suite, data: ImageData) -> str:
     """The store key of a run: what determines its per-example outcomes (a shard elsewhere gets the same)."""
     k = scoring_draws(model, suite, data.x)
+    layout = layout_for(model)  # None (eager, the default): the key hashes exactly what it did before the fast path
     return run_key(model=model_fingerprint(model), suite=suite.sha256, threats=[(t.norm, t.eps) for t in suite.threats],
                    data=data.sha256, n=len(data), seed=suite.seed, batch_size=suite.batch_size, **defense_settings(model),
-                   code=code_sha256(model), **({"draws": k} if k > 1 else {}))  # changed model code: a new run
+                   code=code_sha256(model), **({"draws": k} if k > 1 else {}),  # changed model code: a new run
+                   **({"layout": layout} if layout else {}))
 
 
 DEFAULT_DRAWS = 8
@@ -160,7 +164,8 @@ def row_fields(suite: Suite, outcome: EpsOutcome) -> dict:
     return {"draws_k": int(outcome.draws), "clean_acc_expected": outcome.clean_acc_expected,
             "robust_acc_expected": outcome.robust_acc_expected,
             "attack_params": [{"label": s.label, "params": s.build(outcome.norm).params()}
-                              for s in suite.attacks_for(outcome.norm)]}
+                              for s in suite.attacks_for(outcome.norm)],
+            **({"layout": outcome.layout} if outcome.layout else {})}
 
 
 def defense_settings(model: nn.Module) -> dict:
@@ -215,6 +220,7 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
             instead of being reported and recomputed.
     """
     model = model.to(device)
+    layout = prepare_layout(model)  # the fast path's layout, None (eager) unless --fast applies to this model
     x_all, y_all = data.x.to(device), data.y.to(device)
     check_model_output(model, x_all, num_classes)
     check_labels(data.y, num_classes, data.source)
@@ -259,7 +265,7 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
             group = _group(threat, eps)
             out = EpsOutcome(threat.norm, eps, clean_mask.clone(), clean_mask.clone(),
                              {s.label: torch.zeros(0, dtype=torch.bool) for s in specs}, draws=draws,
-                             p_clean=p_clean_all.clone())
+                             p_clean=p_clean_all.clone(), layout=layout)
             bar = tqdm(batches, desc=f"{model_name} {suite.name} {threat.norm} eps={eps:.4f}",
                        disable=not progress, leave=False)
             per_batch = []
