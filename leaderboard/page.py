@@ -21,8 +21,8 @@ import jinja2
 from markupsafe import Markup, escape
 
 from symbench.leaderboard.boards import (LINF_EPS, L2_EPS, Board, acc_cell, clever_board, corruption_boards,
-                                         defense_board, eps_board, model_file, pick_rows, symmetry_board, threat_board,
-                                         verdict_cell)
+                                         defense_board, eps_board, escalation_effects, model_file, pick_rows,
+                                         robust_cell, symmetry_board, threat_board, verdict_cell)
 from symbench.leaderboard.audit import audit as audit_rows, summary as audit_summary
 from symbench.leaderboard.browser import take_full_screenshot
 from symbench.leaderboard.cards import cards_table, model_cards, model_params
@@ -91,7 +91,7 @@ def model_context(name: str, rows: list[dict], cards: dict, claims: dict, explai
         anchor = f"row-{r['suite']}-{r['threat']}-{i}"
         t.add([Cell(r["suite"], href=f"#{anchor}", title=r["suite_id"]), Cell(r["threat"]),
                Cell(r.get("eps_display") or f"{r['eps']:g}", r["eps"]), acc_cell(r["clean_acc"], r["n"], bar=False),
-               acc_cell(r["robust_acc"], r["n"]), pct(fgsm_alone(r)), Cell(str(r["n"]), r["n"]), verdict_cell(r),
+               robust_cell(r), pct(fgsm_alone(r)), Cell(str(r["n"]), r["n"]), verdict_cell(r),
                Cell(r.get("device", ""))], cls=r.get("verdict", ""), attrs={"model": name},
               record={"suite": r["suite"], "threat": r["threat"], "eps": r["eps"]})
         eq = r.get("equivariance") or {}
@@ -107,6 +107,10 @@ def model_context(name: str, rows: list[dict], cards: dict, claims: dict, explai
             "base": (f"{r['base_model']}: clean {_pct_text(r.get('base_clean_acc'), r['n'])}, robust "
                      f"{_pct_text(r['base_robust_acc'], r['n'])}") if r.get("base_model") else "",
             "cascade": [(a["label"], f"{100 * a['acc_after']:.1f}%") for a in r.get("attacks") or []],
+            "escalation": ({"robust": _pct_text(r["escalated_robust_acc"], r["n"]),
+                            "surrogate": (r.get("escalation") or {}).get("surrogate") or "none",
+                            "effects": escalation_effects(r)} if r.get("escalated_robust_acc") is not None else
+                           {"skipped": r["escalation_skipped"]} if r.get("escalation_skipped") else None),
             "checks": [{"name": k, "status": c.get("status", ""), "detail": c.get("detail", ""),
                         "fails_when": (explain.get(k) or {}).get("fails_when", ""),
                         "why": (explain.get(k) or {}).get("why", "")}

@@ -11,17 +11,37 @@ from symbench.paths import checkout_root
 CHECKS_DOC = "docs/checks.md"
 
 
+def unchecked_reason(r: dict) -> str:
+    """Why a row carries no checks, exactly: by design (nothing to attack-check), or not (yet) checked."""
+    from symbench.leaderboard.rows import _is_corrupted_adv
+
+    if _is_clever(r):
+        return "CLEVER scores, an estimate and not an attack: by design"
+    if r.get("threat") == "corruptions":
+        return "accuracy on corrupted images, no attack to check: by design"
+    if _is_corrupted_adv(r):
+        return ("FGSM + PGD on corrupted images, run before their checks existed (bench/checks/corrupted_adv.py): "
+                "shown as the seed protocol's upper bounds (≥) until rerun")
+    if r.get("robust_acc") is not None:
+        return "an attack row run without checks (--skip-checks): rerun it to check it"
+    return "a suite kind without checks"
+
+
 def validity_summary(rows: list[dict]) -> dict:
-    """Verdict counts over the rows that carry checks (CLEVER and corruption rows have none by design)."""
+    """Verdict counts over the rows that carry checks, and which rows carry none and why (``unchecked_reason``)."""
     checked = [r for r in rows if r.get("checks")]
     unchecked = [r for r in rows if not r.get("checks")]
     suites = sorted({r["suite"] for r in unchecked})
+    why: dict[str, list[dict]] = {}
+    for r in unchecked:
+        why.setdefault(unchecked_reason(r), []).append(r)
+    parts = [f"{len(rs)} {'/'.join(sorted({r['suite'] for r in rs}))} row(s): {reason}" for reason, rs in why.items()]
     return {"checked": len(checked), "trusted": sum(r.get("verdict") == "trusted" for r in checked),
             "suspect": [r for r in checked if r.get("verdict") == "suspect"],
             "without_checks": len(unchecked), "without_checks_suites": suites,
+            "without_checks_why": {reason: len(rs) for reason, rs in why.items()},
             "sentence": (f"{sum(r.get('verdict') == 'trusted' for r in checked)} of {len(checked)} checked rows trusted"
-                         + (f"; {len(unchecked)} row(s) of {', '.join(suites)} carry no checks by design "
-                            "(no attack to check)" if unchecked else ""))}
+                         + (f"; without checks: {'; '.join(parts)}" if unchecked else ""))}
 
 
 def suspect_lines(rows: list[dict]) -> list[tuple[str, str]]:

@@ -294,13 +294,33 @@ def check_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def escalation_lines(rows: list[dict]) -> list[str]:
+    """Per escalated row: the suite's number, the escalated one and each remedy's effect; per flagged row not
+    escalated: why, and the command that escalates it."""
+    from symbench.bench.checks.escalate import escalate_command, flagged
+
+    lines = []
+    for r in rows:
+        where = f"{r.get('suite_id', r.get('suite'))} {r.get('threat')} eps={r.get('eps_display', r.get('eps'))}"
+        esc = r.get("escalation")
+        if esc and r.get("escalated_robust_acc") is not None:
+            effects = "; ".join(f"{e['remedy']} broke {e['broke']} of {e['attacked']}" for e in esc.get("effects", []))
+            lines.append(f"{where}: escalated robust accuracy {r['escalated_robust_acc']:.3f} (the suite's "
+                         f"{r['robust_acc']:.3f}; surrogate {esc.get('surrogate') or 'none'}): {effects}")
+        elif flagged(r):
+            why = r.get("escalation_skipped") or "not requested"
+            lines.append(f"{where}: flagged ({', '.join(flagged(r))}) but not escalated ({why}); escalate it with: "
+                         f"{escalate_command(r)}")
+    return lines
+
+
 # ------------------------------------------------------------------------------------------------
 # running it
 # ------------------------------------------------------------------------------------------------
 
 def submit(model: str | None = None, *, file=None, checkpoint=None, sha256=None, suites=DEFAULT_SUITES, n=None,
            eps=None, data_dir=None, out=None, store=None, device=None, progress=True,
-           data=None) -> tuple[list[dict], str]:
+           data=None, escalate: bool = True, surrogate=None) -> tuple[list[dict], str]:
     """Validate, run ``suites`` and append their rows to ``out``; returns (rows, what to do next).
 
     Args:
@@ -315,6 +335,10 @@ def submit(model: str | None = None, *, file=None, checkpoint=None, sha256=None,
         out: rows file to append to (default: the user's ``$SYMBENCH_HOME/rows.jsonl``); nothing is appended
             unless every suite ran. Publishing to the board is separate (``--publish``, ``leaderboard add``).
         data: an ImageData to use instead of CIFAR-10 from ``data_dir`` (tests).
+        escalate: rows flagged for hidden or noisy gradients are escalated (bench/checks/escalate.py: the
+            cheap logits remedy, transfer from a surrogate, APGD, full Square) and carry
+            ``escalated_robust_acc``; False (``--no-escalate``) skips it and the flagged rows say so.
+        surrogate: a registered model to transfer from (default: the card's base, else the default rule).
     """
     from symbench.bench.run.evaluate import bench
     from symbench.bench.run.records import append_rows, validate_row
@@ -332,7 +356,8 @@ def submit(model: str | None = None, *, file=None, checkpoint=None, sha256=None,
     for s in suites:
         log.info("running suite %s on %s", s, sub.name)
         rows += bench(sub.name, s, data_dir=data_dir, n=n, eps=eps, out=None, store=store, device=device,
-                      progress=progress, model=sub.model, data=data)
+                      progress=progress, model=sub.model, data=data, escalate=escalate, surrogate=surrogate,
+                      escalate_skipped=None if escalate else "--no-escalate")
     for r in rows:
         validate_row(r)
     added = append_rows(out, rows) if out else 0
@@ -343,6 +368,7 @@ def submit(model: str | None = None, *, file=None, checkpoint=None, sha256=None,
              f"sha256 {(card.code_sha256 or '?')[:12]}): {len(rows)} row(s) from suite(s) "
              f"{', '.join(s.id for s in specs)}; {added} new row(s) appended to {out}."]
     lines += check_table(rows)
+    lines += escalation_lines(rows)
     if suspect:
         lines.append(f"{len(suspect)} row(s) are marked suspect (a validity check failed); the page will show them so. "
                      "Fix what the failed checks point at and submit again: changed code is a new run.")

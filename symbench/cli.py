@@ -212,8 +212,24 @@ def _bench_kwargs(args) -> dict:
     return dict(data_dir=_data_dir(args), n=args.n, eps=_eps_arg(args), batch_size=args.batch_size, seed=args.seed,
                 store=args.store, device=args.device, progress=not args.no_progress, untrained=args.untrained,
                 checks=not args.skip_checks, model_dir=args.model_dir, checkpoint=args.checkpoint,
-                sha256=args.sha256, download=args.download, strict=args.strict,
-                **({"escalate": True, "surrogate": args.surrogate} if getattr(args, "escalate", False) else {}))
+                sha256=args.sha256, download=args.download, strict=args.strict, **_escalation_kwargs(args))
+
+
+def _escalation_kwargs(args) -> dict:
+    """``--escalate`` opts in; ``--publish`` escalates flagged rows unless ``--no-escalate`` (said in the rows)."""
+    if getattr(args, "escalate", False) or (getattr(args, "publish", False) and not getattr(args, "no_escalate", False)):
+        return {"escalate": True, "surrogate": args.surrogate}
+    return {"escalate_skipped": "--no-escalate"} if getattr(args, "no_escalate", False) else {}
+
+
+def _escalation_hints(rows: list[dict]) -> None:
+    """For each flagged row left unescalated, the one command that escalates it (on stderr)."""
+    from symbench.bench.checks.escalate import escalate_command, flagged
+
+    for r in rows:
+        if r.get("escalated_robust_acc") is None and not r.get("escalation_skipped") and flagged(r):
+            print(f"symbench: {r['suite']} {r['threat']} eps={r['eps_display']} is flagged ({', '.join(flagged(r))}): "
+                  f"its robust accuracy may be inflated; escalate it with: {escalate_command(r)}", file=sys.stderr)
 
 
 def _rows_out(args):
@@ -269,6 +285,7 @@ def _cmd_bench(args) -> int:
                             shared_store=args.shared_store).bench
         rows = run(args.model, args.suite, out=out, **kw)
         emit(rows, args.format, format_rows(rows) + _details(rows))
+        _escalation_hints(rows)
     if out is not None:
         _where(f"{len(rows)} row(s) in", out)
     if args.publish:
@@ -288,6 +305,11 @@ def _details(rows: list[dict]) -> str:
         if r.get("base_robust_acc") is not None:
             lines.append(f"  undefended {r['base_model']}: clean {r['base_clean_acc']:.3f} robust "
                          f"{r['base_robust_acc']:.3f} (defense gain {_gain(r)})")
+        if r.get("escalated_robust_acc") is not None:
+            esc = r["escalation"]
+            lines.append(f"  escalated eps={r['eps_display']}: {r['escalated_robust_acc']:.3f} (the suite's "
+                         f"{r['robust_acc']:.3f}; surrogate {esc.get('surrogate') or 'none'}): " + "; ".join(
+                             f"{e['remedy']} broke {e['broke']} of {e['attacked']}" for e in esc.get("effects", [])))
         if r.get("orbit"):
             o = r["orbit"]
             lines.append(f"  orbit eps={r['eps_display']}: orbit alone {o['clean_acc']:.3f}, orbit+{o['attack']} "
@@ -360,7 +382,7 @@ def _cmd_submit(args) -> int:
     out = _rows_out(args)
     rows, message = submit(args.model, file=args.file, checkpoint=args.checkpoint, sha256=args.sha256,
                            suites=args.suites, n=args.n, eps=_eps_arg(args), data_dir=_data_dir(args), out=out,
-                           store=args.store,
+                           store=args.store, escalate=not args.no_escalate, surrogate=args.surrogate,
                            device=args.device, progress=not args.no_progress)
     emit(rows, args.format, format_rows(rows))  # the message below carries every row's checks
     print(message, file=sys.stderr)
@@ -522,7 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when a row is flagged for hidden or noisy gradients, also run the remedies that need no "
                         "knowledge of the model (full-budget Square, transfer, APGD with EOT); the row keeps both numbers")
     s.add_argument("--surrogate", help="with --escalate: a registered model to transfer from (default: a defended "
-                                       "model's base)")
+                                       "model's base, a card's base=, else a shipped CNN by a stated rule)")
+    s.add_argument("--no-escalate", action="store_true",
+                   help="with --publish (which escalates flagged rows by default): do not; the rows say so")
     s.add_argument("--defense-eps-v", type=eps_value, nargs="+", metavar="EPS_V",
                    help="for a <model>+<defense> name: run the suite once per purification budget (seed 2 Table 6)")
     s.add_argument("--model-dir", help="RobustBench model directory for robustbench:<Name> "
@@ -579,6 +603,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--suites", nargs="+", default=["quick"], help="suites to run")
     s.add_argument("--eps", type=eps_spec, nargs="+", metavar="EPS",
                    help="eps per threat, e.g. linf=1/255,2/255 (default: each suite's)")
+    s.add_argument("--no-escalate", action="store_true",
+                   help="do not escalate rows flagged for hidden or noisy gradients (by default they are); the rows "
+                        "say so")
+    s.add_argument("--surrogate", help="a registered model to transfer from when escalating (default: the card's "
+                                       "base=, else a shipped CNN by a stated rule)")
     _add_run_options(s, rows_help="rows file to append to (default: $SYMBENCH_HOME/rows.jsonl)")
     s.set_defaults(func=_cmd_submit)
 

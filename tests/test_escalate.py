@@ -96,10 +96,12 @@ def test_escalation_brings_each_trap_to_within_a_few_points_of_its_base(trap, ti
     assert sum(esc.broken_by.values()) == round((outs[0].robust_acc - esc.robust_acc) * len(data))
     fields = esc.row_fields()
     assert fields["escalated_robust_acc"] == esc.robust_acc and fields["escalation"]["surrogate"] == "TinyCNN"
+    if trap is SaturatedSoftmax:  # the cheap remedy ran first, before any transfer
+        assert esc.remedies[0] == "logits:apgd_ce" and fields["escalation"]["effects"][0]["remedy"] == "logits"
 
 
 def test_escalation_reruns_from_the_store_and_skips_rows_not_flagged(tiny_model, setup, monkeypatch):
-    from symbench.bench.checks import spot
+    from symbench.bench.checks import escalate as esc_module
 
     root, data, _ = setup
     suite = load_suite(str(root / "trap.toml"))
@@ -108,11 +110,11 @@ def test_escalation_reruns_from_the_store_and_skips_rows_not_flagged(tiny_model,
     trusted = {"checks": {"gradients_nonzero": {"status": "pass", "detail": ""}}, "verdict": "trusted"}
     assert escalate(tiny_model, suite, data, outs, checks=trusted, store=store) == [None]
     first, = escalate(tiny_model, suite, data, outs, checks=trusted, store=store, force=True, square_queries=50,
-                      apgd_iters=5)
-    assert first.notes and "no surrogate" in first.notes[0]  # an undefended model without a named surrogate
-    monkeypatch.setattr(spot, "run_cascade", lambda *a, **k: pytest.fail("escalation recomputed"))
+                      apgd_iters=5, surrogate=False)
+    assert first.notes and "no surrogate" in first.notes[0]  # transfer turned off
+    monkeypatch.setattr(esc_module, "run_cascade", lambda *a, **k: pytest.fail("escalation recomputed"))
     again, = escalate(tiny_model, suite, data, outs, checks=trusted, store=store, force=True, square_queries=50,
-                      apgd_iters=5)
+                      apgd_iters=5, surrogate=False)
     assert torch.equal(again.robust, first.robust)
 
 
@@ -132,5 +134,5 @@ def test_bench_with_escalate_keeps_both_numbers_in_the_row(tiny_model, setup, tm
     validate_row(r)
     assert r["verdict"] == "suspect" and r["escalation"]["surrogate"] == "base"
     assert r["escalated_robust_acc"] < r["robust_acc"] - 0.1
-    assert r["escalation"]["broken_by"]["transfer:apgd_ce"] > 0
+    assert r["escalation"]["broken_by"]["transfer[base]:apgd_ce"] > 0
     assert r["draws_k"] == 1 and r["robust_acc_expected"] == r["robust_acc"]

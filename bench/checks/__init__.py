@@ -366,23 +366,26 @@ def _valid_cache(rec: dict) -> None:
 
 
 def cached_checks(model: nn.Module, suite, x: torch.Tensor, y: torch.Tensor, outcomes: list, store, *,
-                  seed: int = 0, m: int = 64) -> dict:
+                  seed: int = 0, m: int = 64, only: tuple[str, ...] | None = None) -> dict:
     """The run's checks record ``{"checks", "verdict", "check_versions", equivariance...}`` from its store
     (group "checks"), running only the checks it lacks or holds at an older version; so new checks judge old
-    runs without redoing the rest."""
+    runs without redoing the rest. ``only``: just these checks (a bounded set, e.g. per corruption); the record
+    then holds and versions only those."""
     cached = store.get("checks", 0, check=_valid_cache) if store is not None else None
     have = dict(cached["checks"]) if cached else {}
     versions = dict(cached.get("check_versions", {})) if cached else {}
-    missing = [n for n in CHECKS if n not in have or versions.get(n, 1) != CHECK_VERSIONS[n]]
+    names = [n for n in CHECKS if only is None or n in only]
+    missing = [n for n in names if n not in have or versions.get(n, 1) != CHECK_VERSIONS[n]]
     if cached is not None and not missing:
         return cached
     log.info("running %d validity check(s): %s", len(missing), ", ".join(missing))
     checks, _, info = run_checks(model, suite, x, y, outcomes, m=m, seed=seed, only=missing, store=store)
     merged = {k: v for k, v in have.items() if k in CHECKS}
     merged.update(checks)
-    merged = {k: merged[k] for k in CHECKS if k in merged}  # registry order
+    merged = {k: merged[k] for k in names if k in merged}  # registry order
     rec = {**(cached or {}), **({} if cached and "equivariance" in cached else info),
-           "checks": merged, "verdict": verdict_of(merged), "check_versions": dict(CHECK_VERSIONS)}
+           "checks": merged, "verdict": verdict_of(merged),
+           "check_versions": dict(CHECK_VERSIONS) if only is None else {k: CHECK_VERSIONS[k] for k in merged}}
     if store is not None:
         store.put("checks", 0, rec)
     return rec

@@ -2,22 +2,35 @@
 need no knowledge of the model's insides, and report the worst case next to the suite's number.
 
 A *suspect* verdict alone leaves a user without a number to believe. The remedies, cheapest first, as a
-cascade on the examples the suite left robust (Athalye et al. 2018; Tramer et al. 2020):
+cascade on the examples the suite left robust (Athalye et al. 2018; Tramer et al. 2020; Croce et al. 2022):
 
-1. ``transfer``: APGD-CE then APGD-T crafted on a surrogate (a ``<model>+<defense>``'s undefended base,
-   or any registered model the user names), judged on the model itself: defeats shattered or
-   saturated gradients (quantization, softmax outputs) of a model that computes the surrogate's function.
-2. ``apgd_eot``: APGD-CE then APGD-T on the model with EOT over its randomness (20 draws per step):
-   defeats randomness attacked one draw at a time. For a deterministic model whose suite already ran
-   both at the standard budget it would repeat them, so it is left out.
-3. ``square``: Square at its full query budget (5000): gradient-free, so no gradient masking stops it.
+1. ``logits``: only when ``outputs_are_logits`` failed. APGD-CE then APGD-T on the log of the normalized
+   outputs, ``log(p / sum p)``: for probabilities p = softmax(z) that is z up to a per-example constant, so
+   cross-entropy and DLR see the logits' gradients again. Costs what the suite's APGD costs.
+2. ``transfer-<surrogate>``: APGD-CE then APGD-T crafted on a surrogate, judged on the model itself:
+   defeats shattered or saturated gradients (quantization, saturated softmax) of a model that computes the
+   surrogate's function. The surrogate, in order: one the user names; a ``<model>+<defense>``'s undefended
+   base; the registered model the card's ``base=`` wraps; else the default rule (:data:`DEFAULT_RULE`).
+3. ``apgd`` / ``apgd_eot<k>``: APGD-CE then APGD-T on the model, with EOT over its randomness for a
+   randomized model. For a deterministic model whose suite already ran both at the standard budget it
+   would repeat them, so it is left out.
+4. ``square<q>``: Square at its full query budget (5000): gradient-free, so no gradient masking stops it.
 
-Every example is judged worst of k (broken if any of k fresh draws misclassifies it), and the row
-keeps both numbers: ``robust_acc`` (the suite's) and ``escalated_robust_acc``, with the remedy that
-broke each example. Per-example results live in the run's store (group ``escalate_<threat>_<eps>``).
+Every example is judged worst of k (broken if any of k fresh draws misclassifies it). Each remedy keeps its
+per-example result in its own store group (``escalate_<remedy>_<threat>_<eps>_<subset hash>``: the remedy,
+its surrogate and the survivors it attacked name it, so two escalations never overwrite each other), and the
+escalated per-example robust mask goes to the group the row names (``escalation.store_group``), where
+:func:`escalated_mask` reads it back. The row keeps both numbers, ``robust_acc`` (the suite's) and
+``escalated_robust_acc``, and ``escalation_id`` (a digest of the remedies and their budgets) is part of the row's
+key: a rerun with escalation supersedes the unescalated row.
+
+Budgets (suite options, AutoAttack's by default): ``escalate_apgd_iters`` (100), ``escalate_eot`` (20),
+``escalate_square_queries`` (5000).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 
@@ -29,10 +42,18 @@ from symbench.bench.checks.spot import Step, cached_cascade, row_group, runs_sta
 
 log = logging.getLogger(__name__)
 
+VERSION = 2  # 2: one store group per remedy, the mask record, the logits remedy and the default surrogate
 # checks whose failure means the gradients may be hidden, shattered, saturated or noisy
 TRIGGERS = ("gradients_nonzero", "outputs_are_logits", "large_eps_breaks_all", "black_box_not_stronger",
             "transfer_not_stronger", "deterministic_or_eot", "more_steps_converged", "iterative_beats_single_step",
             "apgd_not_stronger")
+DEFAULTS = {"apgd_iters": 100, "eot": 20, "square_queries": 5000}
+# the default surrogate when none is named and the model has no base of its own
+AT_CLEAN_BELOW = 0.70
+DEFAULT_RULE = ("no surrogate named and no base: the shipped plain CNN of matching depth (baseline_cnn4 for a card "
+                "of depth <= 4, else baseline_cnn10) and, when the row's clean accuracy is below "
+                f"{AT_CLEAN_BELOW:.0%} (CIFAR-10 adversarially trained models sit at 50-65%, standard ones above "
+                "80%), also the PGD-trained baseline_cnn10_pgdat; each is its own transfer remedy")
 
 
 @dataclass
@@ -51,17 +72,23 @@ class Escalation:
     n_forward: int
     seconds: float
     notes: list[str] = field(default_factory=list)
+    id: str = ""                     # digest of the remedies and budgets: part of the row's key
+    store_group: str = ""            # where the escalated per-example mask is stored (batch 0)
+    surrogate_rule: str = ""         # how the surrogate was chosen
+    effects: list[dict] = field(default_factory=list)  # per remedy: what it attacked and broke, its store group
 
     @property
     def robust_acc(self) -> float:
         return self.robust.float().mean().item()
 
     def row_fields(self) -> dict:
-        return {"escalated_robust_acc": self.robust_acc,
+        return {"escalated_robust_acc": self.robust_acc, "escalation_id": self.id,
                 "escalation": {"trigger": self.trigger, "suite_robust_acc": self.suite_robust_acc,
                                "robust_acc": self.robust_acc, "remedies": self.remedies, "broken_by": self.broken_by,
-                               "surrogate": self.surrogate, "n_attacked": self.n_attacked,
-                               "n_forward": self.n_forward, "seconds": round(self.seconds, 3), "notes": self.notes}}
+                               "surrogate": self.surrogate, "surrogate_rule": self.surrogate_rule,
+                               "effects": self.effects, "n_attacked": self.n_attacked, "n_forward": self.n_forward,
+                               "seconds": round(self.seconds, 3), "notes": self.notes, "id": self.id,
+                               "store_group": self.store_group, "version": VERSION}}
 
 
 def flagged(row_checks: dict | None) -> list[str]:
@@ -70,107 +97,246 @@ def flagged(row_checks: dict | None) -> list[str]:
     return [n for n in TRIGGERS if (checks.get(n) or {}).get("status") == "fail"]
 
 
-def resolve_surrogate(model: nn.Module, surrogate, device) -> tuple[nn.Module | None, str | None]:
-    """The surrogate for transfer: a module, a registered model name (its trained checkpoint), or by default the
-    undefended base of a defended model; (None, None) when there is none."""
+def _shipped(name: str, device) -> nn.Module:
+    from symbench.models import create_model, resolve_name
+
+    return create_model(resolve_name(name), pretrained=True).to(device).eval()
+
+
+def default_surrogates(model: nn.Module, clean_acc: float) -> list[str]:
+    """The shipped models :data:`DEFAULT_RULE` picks for ``model`` at a row's clean accuracy."""
+    card = getattr(model, "card", None)
+    depth = getattr(card, "depth", None)
+    names = ["baseline_cnn4" if depth is not None and depth <= 4 else "baseline_cnn10"]
+    if clean_acc < AT_CLEAN_BELOW:
+        names.append("baseline_cnn10_pgdat")
+    return names
+
+
+def resolve_surrogates(model: nn.Module, surrogate, device, clean_acc: float = 1.0
+                       ) -> tuple[list[tuple[str, nn.Module]], str, list[str]]:
+    """The transfer surrogates ``[(name, module)]``, the rule that chose them, and notes on any that failed to load.
+
+    ``surrogate``: a module or registered name (the user's); False: no transfer; None: a defended model's base,
+    else the registered model the card's ``base=`` wraps, else :data:`DEFAULT_RULE`.
+    """
     from symbench.models.defenses import find_defense
 
+    if surrogate is False:
+        return [], "transfer turned off", []
     if isinstance(surrogate, nn.Module):
         card = getattr(surrogate, "card", None)
-        return surrogate.eval(), getattr(card, "name", None) or type(surrogate).__name__
+        return [(getattr(card, "name", None) or type(surrogate).__name__, surrogate.eval())], "named by the user", []
     if isinstance(surrogate, str) and surrogate:
-        from symbench.models import create_model, resolve_name
+        from symbench.models import resolve_name
 
-        name = resolve_name(surrogate)
-        return create_model(name, pretrained=True).to(device).eval(), name
+        return [(resolve_name(surrogate), _shipped(surrogate, device))], "named by the user", []
     defense = find_defense(model)
+    card = getattr(model, "card", None)
     if defense is not None:
-        card = getattr(model, "card", None)
-        return defense.base, (card.name.split("+")[0] if card is not None else "base")
-    return None, None
+        return [((card.name.split("+")[0] if card is not None else "base"), defense.base)], \
+            "the defended model's undefended base", []
+    if getattr(card, "base", None):
+        return [(card.base, _shipped(card.base, device))], "the registered model the card's base= wraps", []
+    got, notes = [], []
+    for name in default_surrogates(model, clean_acc):
+        try:
+            got.append((name, _shipped(name, device)))
+        except Exception as err:  # noqa: BLE001  (a wheel without that checkpoint: say so, go on)
+            notes.append(f"default surrogate {name} unavailable ({type(err).__name__}: {err})")
+    return got, DEFAULT_RULE, notes
 
 
-def _on_surrogate(atk, net: nn.Module, eps: float, seed: int):
-    return lambda _model, x, y: atk(net, x, y, eps, seed=seed)
+class LogNormalized(nn.Module):
+    """``log(p / sum p)`` of a model whose outputs are (scaled) probabilities: its logits up to a constant."""
+
+    def __init__(self, model: nn.Module, floor: float = 1e-30):
+        super().__init__()
+        self.model, self.floor = model, floor
+
+    def forward(self, x):
+        p = self.model(x).clamp_min(0)
+        return torch.log((p / p.sum(1, keepdim=True).clamp_min(self.floor)).clamp_min(self.floor))
 
 
-def _on_model(atk, eps: float, seed: int):
-    return lambda model, x, y: atk(model, x, y, eps, seed=seed)
+@dataclass
+class Remedy:
+    """One remedy: a short store-safe tag, the cascade steps it runs, and what identifies its result."""
+
+    tag: str
+    steps: list[Step]
+    config: dict
 
 
-def remedy_steps(model, suite, norm: str, eps: float, *, draws: int, surrogate, surrogate_name, seed: int,
-                 square_queries: int, eot: int, num_classes: int, apgd_iters: int | None = None
-                 ) -> tuple[list[Step], list[str]]:
-    """The remedies as cascade steps (label, fn), and notes on the ones left out."""
-    steps, notes = [], []
+def _apgd_pair(norm: str, eps: float, *, iters: int, targets: int, eot: int | None, seed: int, prefix: str,
+               net: nn.Module | None = None, wrap=None) -> list[Step]:
+    """APGD-CE then APGD-T as two steps, crafted on ``net`` (a surrogate), on ``wrap(model)``, or on the model."""
+    ce = create_attack("apgd_ce", norm=norm, iters=iters, eot_iter=eot)
+    t = create_attack("apgd_t", norm=norm, iters=iters, targets=targets, eot_iter=eot)
+
+    def on(atk, s):
+        if net is not None:
+            return lambda _model, x, y: atk(net, x, y, eps, seed=s)
+        if wrap is not None:
+            return lambda model, x, y: atk(wrap(model), x, y, eps, seed=s)
+        return lambda model, x, y: atk(model, x, y, eps, seed=s)
+
+    return [(f"{prefix}apgd_ce", on(ce, seed_of(seed, prefix, "ce"))),
+            (f"{prefix}apgd_t", on(t, seed_of(seed, prefix, "t")))]
+
+
+def remedies_for(model, suite, norm: str, eps: float, *, draws: int, trigger: list[str],
+                 surrogates: list[tuple[str, nn.Module]], seed: int, budget: dict, num_classes: int
+                 ) -> tuple[list[Remedy], list[str]]:
+    """The remedies for one row, cheapest first, and notes on the ones left out."""
+    out, notes = [], []
     targets = min(9, num_classes - 1)
-    it = {"iters": apgd_iters} if apgd_iters else {}
-    if surrogate is not None:
-        steps += [("transfer:apgd_ce", _on_surrogate(create_attack("apgd_ce", norm=norm, **it), surrogate, eps,
-                                                     seed_of(seed, "transfer", "ce"))),
-                  ("transfer:apgd_t", _on_surrogate(create_attack("apgd_t", norm=norm, targets=targets, **it),
-                                                    surrogate, eps, seed_of(seed, "transfer", "t")))]
-    else:
-        notes.append("no surrogate (name one with surrogate=...; a <model>+<defense> uses its base): no transfer")
+    iters, eot = int(budget["apgd_iters"]), (int(budget["eot"]) if draws > 1 else None)
+    common = {"iters": iters, "targets": targets, "eot": eot, "draws": draws}
+    if "outputs_are_logits" in trigger:
+        out.append(Remedy("logits", _apgd_pair(norm, eps, iters=iters, targets=targets, eot=eot, seed=seed,
+                                               prefix="logits:", wrap=LogNormalized), {"remedy": "logits", **common}))
+    for name, net in surrogates:
+        out.append(Remedy(f"transfer-{_safe(name)}",
+                          _apgd_pair(norm, eps, iters=iters, targets=targets, eot=None, seed=seed,
+                                     prefix=f"transfer[{name}]:", net=net),
+                          {"remedy": "transfer", "surrogate": name, **common, "eot": None}))
+    if not surrogates:
+        notes.append("no surrogate (name one with --surrogate; a <model>+<defense> uses its base, a card's base= "
+                     "its base): no transfer")
     if draws > 1 or not runs_standard_apgd(suite, norm):
-        e = eot if draws > 1 else None
-        tag = f"+eot{eot}" if e else ""
-        steps += [(f"apgd_ce{tag}", _on_model(create_attack("apgd_ce", norm=norm, eot_iter=e, **it), eps,
-                                              seed_of(seed, "apgd", "ce"))),
-                  (f"apgd_t{tag}", _on_model(create_attack("apgd_t", norm=norm, targets=targets, eot_iter=e, **it),
-                                             eps, seed_of(seed, "apgd", "t")))]
+        tag = f"apgd_eot{eot}" if eot else "apgd"
+        out.append(Remedy(tag, _apgd_pair(norm, eps, iters=iters, targets=targets, eot=eot, seed=seed,
+                                          prefix=f"{tag}:" if eot else ""), {"remedy": "apgd", **common}))
     else:
         notes.append("deterministic model and the suite already ran APGD-CE + APGD-T: not repeated")
-    steps.append((f"square[{square_queries}]", _on_model(create_attack("square", norm=norm, queries=square_queries),
-                                                         eps, seed_of(seed, "square"))))
-    return steps, notes
+    q = int(budget["square_queries"])
+    sq = create_attack("square", norm=norm, queries=q)
+    out.append(Remedy(f"square{q}", [(f"square[{q}]", lambda m, x, y: sq(m, x, y, eps, seed=seed_of(seed, "square")))],
+                      {"remedy": "square", "queries": q, "draws": draws}))
+    return out, notes
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in name)
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _mask_check(n: int):
+    def check(rec):
+        robust = rec.get("robust")
+        if not isinstance(robust, list) or len(robust) != n or not all(type(v) is bool for v in robust):
+            raise ValueError(f"'robust' must be a list of {n} booleans")
+    return check
+
+
+def budget_of(suite, **given) -> dict:
+    """Escalation budgets: an explicit value, else the suite's ``escalate_<key>`` option, else AutoAttack's."""
+    return {k: (given.get(k) if given.get(k) is not None else suite.option(f"escalate_{k}", d))
+            for k, d in DEFAULTS.items()}
 
 
 def escalate(model: nn.Module, suite, data, outcomes: list, *, checks: dict | None = None, surrogate=None,
-             store=None, device="cpu", force: bool = False, square_queries: int = 5000, eot: int = 20,
-             apgd_iters: int | None = None, num_classes: int | None = None) -> list[Escalation | None]:
+             store=None, device="cpu", force: bool = False, square_queries: int | None = None,
+             eot: int | None = None, apgd_iters: int | None = None, num_classes: int | None = None
+             ) -> list[Escalation | None]:
     """Escalated worst case per row (None for a row not flagged, unless ``force``).
 
     Args:
         model: the evaluated model (eval mode, on ``device``).
         suite, data, outcomes: the run (``outcomes`` from ``run_suite``, indexing ``data``).
         checks: the run's checks record (``cached_checks``); a row escalates when it failed one of ``TRIGGERS``.
-        surrogate: a module or registered model name for the transfer remedy; None: a defended model's base.
-        store: the run's Store (per-example results, so a rerun costs nothing).
-        square_queries, eot: Square's query budget and APGD's EOT draws (AutoAttack's 5000 and 20).
-        apgd_iters: APGD iterations (None: AutoAttack's 100); smaller only for tests.
+        surrogate: a module or registered model name for the transfer remedy; None: the model's base, else the
+            default rule; False: no transfer.
+        store: the run's Store (per-example results, so a rerun costs nothing; the mask the row names).
+        square_queries, eot, apgd_iters: budgets (None: the suite's ``escalate_*`` option, else AutoAttack's
+            5000 queries, 20 draws, 100 iterations).
     """
     from symbench.bench.checks import row_checks
     from symbench.bench.run.runner import scoring_draws
 
     card = getattr(model, "card", None)
     num_classes = num_classes or getattr(card, "num_classes", 10)
+    budget = budget_of(suite, square_queries=square_queries, eot=eot, apgd_iters=apgd_iters)
     x, y = data.x.to(device), data.y.to(device)
     draws = scoring_draws(model, suite, x)
-    sur, sur_name = None, None
+    sur_cache: dict[bool, tuple] = {}
     out: list[Escalation | None] = []
     for o in outcomes:
         trig = flagged(row_checks(checks, o)) if checks else []
         if not trig and not force:
             out.append(None)
             continue
-        if sur is None and sur_name is None:
-            sur, sur_name = resolve_surrogate(model, surrogate, device)
+        at_like = o.clean_acc < AT_CLEAN_BELOW  # the default rule depends on it; resolve each case once
+        if at_like not in sur_cache:
+            sur_cache[at_like] = resolve_surrogates(model, surrogate, device, o.clean_acc)
+        surrogates, rule, sur_notes = sur_cache[at_like]
         row_seed = seed_of(suite.seed, "escalate", o.norm, float(o.eps))
-        steps, notes = remedy_steps(model, suite, o.norm, float(o.eps), draws=draws, surrogate=sur,
-                                    surrogate_name=sur_name, seed=row_seed, square_queries=square_queries, eot=eot,
-                                    num_classes=num_classes, apgd_iters=apgd_iters)
-        idx = o.robust.nonzero().flatten().to(y.device)
-        config = {"steps": [s for s, _ in steps], "surrogate": sur_name, "draws": draws, "square_queries": square_queries,
-                  "eot": eot, "apgd_iters": apgd_iters or 100}
+        remedies, notes = remedies_for(model, suite, o.norm, float(o.eps), draws=draws, trigger=trig,
+                                       surrogates=surrogates, seed=row_seed, budget=budget, num_classes=num_classes)
+        esc_id = _digest({"version": VERSION, "remedies": [r.config for r in remedies]})
+        group_row = row_group(o.norm, o.eps)
         log.info("escalating %s eps %.4f (flagged: %s): %s on %d survivors", o.norm, o.eps, ", ".join(trig) or "forced",
-                 ", ".join(config["steps"]), len(idx))
-        res = cached_cascade(store, "escalate_" + row_group(o.norm, o.eps), idx, config,
-                             lambda: run_cascade(model, steps, x, y, idx, draws, num_classes))
+                 ", ".join(r.tag for r in remedies), int(o.robust.sum()))
         robust = o.robust.clone()
-        for i, b in zip(res.idx, res.broken_by):
-            if b is not None:
-                robust[i] = False
-        out.append(Escalation(o.norm, float(o.eps), trig or ["forced"], robust, o.robust_acc, res.per_step,
-                              config["steps"], sur_name, len(res.idx), res.n_forward, res.seconds, notes))
+        broken_by, effects, labels = {}, [], []
+        n_forward = seconds = 0
+        for rem in remedies:
+            idx = robust.nonzero().flatten().to(y.device)
+            labels += [s for s, _ in rem.steps]
+            group = f"escalate_{rem.tag}_{group_row}_{_digest(idx.tolist())[:8]}"
+            res = cached_cascade(store, group, idx, {**rem.config, "steps": [s for s, _ in rem.steps]},
+                                 lambda rem=rem, idx=idx: run_cascade(model, rem.steps, x, y, idx, draws, num_classes))
+            for i, b in zip(res.idx, res.broken_by):
+                if b is not None:
+                    robust[i] = False
+            broken_by.update(res.per_step)
+            n_forward += res.n_forward
+            seconds += res.seconds
+            effects.append({"remedy": rem.tag, "attacked": len(res.idx), "broke": res.broken,
+                            "robust_acc_after": robust.float().mean().item(), "store_group": group})
+        mask_group = f"escalated_{group_row}_{esc_id}"
+        if store is not None:
+            store.put(mask_group, 0, {"robust": robust.tolist(), "suite_robust": o.robust.tolist(), "id": esc_id,
+                                      "remedies": [e["store_group"] for e in effects]})
+        surrogate_names = ",".join(n for n, _ in surrogates) or None
+        out.append(Escalation(o.norm, float(o.eps), trig or ["forced"], robust, o.robust_acc, broken_by, labels,
+                              surrogate_names, int(o.robust.sum()), n_forward, seconds, sur_notes + notes, esc_id,
+                              mask_group, rule, effects))
     return out
+
+
+def escalated_mask(row: dict, store_root) -> list[bool] | None:
+    """The escalated per-example robust mask behind ``row`` (from the store group its escalation names), or None
+    when the row has no escalation or the store lacks (or rejects) the record.
+
+    Raises ValueError when the stored mask does not give the row's ``escalated_robust_acc``.
+    """
+    from symbench.bench.run.store import Store
+
+    esc = row.get("escalation") or {}
+    group = esc.get("store_group")
+    if not group or row.get("escalated_robust_acc") is None:
+        return None
+    n = int(row.get("n_evaluated") or row["n"])
+    rec = Store(store_root, row["model"], row["store_key"]).get(group, 0, check=_mask_check(n))
+    if rec is None:
+        return None
+    mask = rec["robust"]
+    if abs(sum(mask) / n - row["escalated_robust_acc"]) > 1e-6:  # the row's mean is a float32 mean
+        raise ValueError(f"{row['model']} {row.get('suite_id')} {row.get('threat')} eps={row.get('eps')}: the stored "
+                         f"escalated mask gives {sum(mask) / n:.4f}, the row says {row['escalated_robust_acc']:.4f}")
+    return mask
+
+
+def escalate_command(row: dict) -> str:
+    """The one command that escalates a flagged row (``symbench bench ... --escalate``)."""
+    parts = ["symbench", "bench", "--model", row["model"], "--suite", row["suite"]]
+    if row.get("n"):
+        parts += ["--n", str(row["n"])]
+    if row.get("eps_override"):
+        parts += ["--eps"] + [f"{t}={','.join(f'{e:g}' for e in es)}" for t, es in row["eps_override"].items()]
+    return " ".join(parts + ["--escalate"])

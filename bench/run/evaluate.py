@@ -174,6 +174,22 @@ class Checks(Stage):
         return [row_checks(cached, o) for o in run.outcomes] if cached else None
 
 
+class CorruptedAdvChecks(Stage):
+    """``corrupted_adv`` rows are attacks too: the gradient checks and the APGD spot check per corruption, at a
+    bounded cost (bench/checks/corrupted_adv.py)."""
+
+    name, kinds = "corrupted_adv_checks", ("corrupted_adv",)
+
+    def applies(self, run: Run) -> bool:
+        return super().applies(run) and run.cfg.checks
+
+    def __call__(self, run: Run) -> list[dict | None]:
+        from symbench.bench.checks.corrupted_adv import corrupted_adv_checks
+
+        return corrupted_adv_checks(run.model, run.suite, run.data, run.rows, model_name=run.model_name,
+                                    store_root=run.store_root, device=run.device, progress=run.cfg.progress)
+
+
 class Orbit(Stage):
     """The suite's optional ``[orbit]`` table: orbit + attack accuracy per eps, beside robust_acc."""
 
@@ -254,7 +270,8 @@ class CodeHash(Stage):
         return [{"code_sha256": h} for _ in run.rows]
 
 
-STAGES: list[Stage] = [Attacks(), SuiteKind(), Checks(), Orbit(), BaseReference(), Gains(), Escalation(), CodeHash()]
+STAGES: list[Stage] = [Attacks(), SuiteKind(), Checks(), CorruptedAdvChecks(), Orbit(), BaseReference(), Gains(),
+                       Escalation(), CodeHash()]
 
 
 def register_stage(stage: Stage, *, before: str | None = None) -> Stage:

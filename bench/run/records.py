@@ -20,8 +20,11 @@ SCHEMA_VERSION = 1
 READABLE_SCHEMA_VERSIONS = (1,)  # what read_rows accepts; a new schema adds its version here with the code reading it
 SCHEMA_PATH = package_file("symbench.leaderboard", "schema.json")
 # what makes two rows "the same measurement": appending it again is a no-op. checks_id (the check set that
-# judged the row; absent on rows from before issue 17) lets a rerun under newer checks supersede an old verdict.
-ROW_KEY = ("model", "ckpt_sha256", "suite_id", "threat", "eps", "variant", "n", "seed", "data_sha256", "checks_id")
+# judged the row; absent on rows from before issue 17) lets a rerun under newer checks supersede an old verdict;
+# escalation_id (the remedies and budgets that escalated a flagged row; absent on unescalated rows) likewise lets
+# a rerun with escalation supersede the unescalated row, and keeps the two modes apart.
+ROW_KEY = ("model", "ckpt_sha256", "suite_id", "threat", "eps", "variant", "n", "seed", "data_sha256", "checks_id",
+           "escalation_id")
 
 
 def toolkit_versions() -> dict[str, str]:
