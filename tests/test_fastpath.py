@@ -43,6 +43,19 @@ def test_layout_for_follows_the_setting_the_family_and_randomness(monkeypatch, e
     assert fastpath.layout_for(plain) is None
 
 
+def test_a_defenses_base_stays_eager_also_when_run_on_its_own(fast):
+    """The defense's base reference runs the base by itself after the defended model: with --fast it must not
+    switch the base (and so the defended model, under its eager key) to another layout."""
+    from symbench.models.defenses.base import Defense
+
+    base = _small("baseline_cnn4", 4)
+    assert fastpath.prepare(base) is not None  # a plain run of the base earlier in the process
+    defended = Defense(base)
+    assert fastpath.prepare(defended) is None
+    assert fastpath.current_layout(base) is None and fastpath.layout_for(base) is None
+    assert fastpath.prepare(base) is None and not fastpath.foldable_pairs(base)[0][0].__dict__.get("forward")
+
+
 def test_folded_batchnorm_is_bn_of_conv_and_train_mode_falls_back():
     torch.manual_seed(0)
     conv, bn = nn.Conv2d(3, 5, 3, padding=1, bias=True), nn.BatchNorm2d(5)

@@ -55,6 +55,7 @@ _MARK = "_symbench_layout"        # the layout prepare() put the model in (absen
 _HOOK = "_symbench_layout_hook"   # its forward pre-hook's handle
 _FOLD = "_symbench_folded"        # on a folded conv: (bn, versions, weight, bias)
 _STRIDES = "_symbench_strides"    # the 4-d weights' strides before the conversion, restored exactly after
+_PINNED = "_symbench_eager"       # on a defense's modules: eager, also when its base is run on its own
 
 
 def set_fast(on: bool = True) -> None:
@@ -72,7 +73,7 @@ def layout_for(model: nn.Module) -> str | None:
     Depends only on the fast-path setting and the model's card (never on timing or device), so a shard,
     a worker and the driver agree on it, and with it on the run's store key.
     """
-    if not fast_enabled():
+    if not fast_enabled() or getattr(model, _PINNED, False):
         return None
     from symbench.models.defenses.base import find_defense
 
@@ -205,7 +206,10 @@ def prepare(model: nn.Module, layout: str | None = "auto") -> str | None:
     forward pre-hook converts each input on entry. Preparing a model for None undoes an earlier
     ``channels_last``; a model never prepared is not touched at all (the eager path stays as it was).
     """
-    layout = layout_for(model) if layout == "auto" else layout
+    if layout == "auto":
+        layout = layout_for(model)
+        if fast_enabled():
+            _pin_defense_eager(model)
     if layout not in (None, *LAYOUTS):
         raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)} or None (eager, NCHW)")
     current = getattr(model, _MARK, None)
@@ -230,6 +234,21 @@ def prepare(model: nn.Module, layout: str | None = "auto") -> str | None:
         setattr(model, _HOOK, model.register_forward_pre_hook(hook))
         setattr(model, _MARK, layout)
     return layout
+
+
+def _pin_defense_eager(model: nn.Module) -> None:
+    """A defended model stays eager, its base included: the base's own run (the defense's base reference,
+    its gain) then keys and computes eager too, so the defended model never runs a fast base under an
+    eager key."""
+    from symbench.models.defenses.base import find_defense
+
+    if find_defense(model) is None:
+        return
+    for m in model.modules():
+        if m is not model:
+            if current_layout(m) is not None:
+                prepare(m, None)
+            setattr(m, _PINNED, True)
 
 
 def current_layout(model: nn.Module) -> str | None:
