@@ -361,14 +361,14 @@ def _cmd_compare(args) -> int:
         lines.append(f"{r['threat']:6s} {r['eps_display']:>8s} {r['n']:5d} {r['acc_a']:14.3f} {r['acc_b']:14.3f} "
                      f"{r['diff']:+7.3f} [{r['diff_low']:+.3f}, {r['diff_high']:+.3f}] {r['p_value']:9.3g}")
     lines += [f"  {s}" for s in df.attrs.get("sentences", [])]
-    emit(recs, args.format, "\n".join(lines))
-    return 0
-
-
     lines += [f"  outcomes: {r['threat']} {r['eps_display']}: {args.model_a} from {r['source_a']}, {args.model_b} from "
               f"{r['source_b']}" for r in recs]
     for why in df.attrs.get("refused", []):
         print(f"symbench: not paired: {why}", file=sys.stderr)
+    emit(recs, args.format, "\n".join(lines))
+    return 0
+
+
 def _cmd_submit(args) -> int:
     from symbench.bench.run.records import format_rows
     from symbench.leaderboard.submit import submit
@@ -550,7 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--defense-eps-v", type=eps_value, nargs="+", metavar="EPS_V",
                    help="for a <model>+<defense> name: run the suite once per purification budget (seed 2 Table 6)")
     s.add_argument("--model-dir", help="RobustBench model directory for robustbench:<Name> "
-                                       "(default: $SYMBENCH_CACHE/robustbench)")
+                                       "(default: $SYMBENCH_HOME/cache/robustbench)")
     s.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local, or ray: one task per (model, suite, example shard), see docs/scale-out.md")
     s.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local Ray)")
@@ -619,14 +619,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="publish only this model's rows")
     s.add_argument("--board", help="the rows file to publish to (default: the checkout's leaderboard/v1/rows.jsonl)")
     s.add_argument("--force", action="store_true", help="publish rows with n below their suite's n")
+    s.add_argument("--store", help="the store holding the rows' per-example outcomes, published with them (default: "
+                                   "$SYMBENCH_HOME/store)")
     s.set_defaults(func=_cmd_add)
     s = lsub.add_parser("findings", help="does symmetry help under adversarial training? paired tests from the store")
     s.add_argument("--rows", nargs="+", help="rows files (default: the published rows and yours)")
     s.add_argument("--store", help="the store holding the runs' per-example outcomes (default: $SYMBENCH_HOME/store)")
     s.add_argument("--spec", help="comparisons to make (default: the shipped leaderboard/findings.toml)")
     s.add_argument("--out", help="write the findings JSON here (the published one is leaderboard/v1/findings.json)")
-    s.add_argument("--store", help="the store holding the rows' per-example outcomes, published with them (default: "
-                                   "$SYMBENCH_HOME/store)")
     s.add_argument("--readme", help="rewrite the findings section between its markers in this Markdown file")
     _add_format(s)
     s.set_defaults(func=_cmd_findings)
