@@ -39,7 +39,11 @@ def pair_models(rows: list[dict], model_a: str, model_b: str, suite: str, *, sto
         if problem:
             out.refused.append(problem)
             continue
-        (oa, sa), (ob, sb) = resolve(ra, store, outcomes), resolve(rb, store, outcomes)
+        try:
+            (oa, sa), (ob, sb) = resolve(ra, store, outcomes), resolve(rb, store, outcomes)
+        except ValueError as err:  # this (threat, eps) has no outcomes anywhere: say so, pair the others
+            out.refused.append(str(err))
+            continue
         if oa.start != ob.start:
             out.refused.append(f"{model_a} and {model_b} at {ra['threat']} eps {ra.get('eps_display')} cover different "
                                f"examples (from index {oa.start} vs {ob.start})")
