@@ -236,3 +236,18 @@ def test_gradient_hiding_wrappers_submitted_without_flags_are_escalated_to_their
     assert zg["surrogate"] == "baseline_cnn4" and "base=" in zg["surrogate_rule"]
     assert sat["surrogate"] == "baseline_cnn4" and sat["surrogate_rule"] == E.DEFAULT_RULE
     assert sat["effects"][0]["remedy"] == "logits"  # the cheap remedy first
+
+
+def test_publish_escalates_by_default_and_plain_bench_keeps_it_opt_in():
+    from symbench.cli import _escalation_kwargs, build_parser
+
+    def kw(*argv):
+        return _escalation_kwargs(build_parser().parse_args(["bench", "--model", "m", *argv]))
+
+    assert kw() == {}
+    assert kw("--escalate") == {"escalate": True, "surrogate": None}
+    assert kw("--publish") == {"escalate": True, "surrogate": None}
+    assert kw("--publish", "--no-escalate") == {"escalate_skipped": "--no-escalate"}
+    assert kw("--escalate", "--surrogate", "baseline_cnn4") == {"escalate": True, "surrogate": "baseline_cnn4"}
+    sub = build_parser().parse_args(["submit", "--model", "m"])
+    assert sub.no_escalate is False and sub.surrogate is None
