@@ -152,3 +152,27 @@ def test_verify_passes_on_a_published_row_and_names_a_flipped_example(published,
     bad = verify_row(row, forged, **kw)
     assert not bad.ok and [m.index for m in bad.mismatches] == [i]
     assert f"example {i}" in bad.line() and bad.line().startswith("FAIL")
+
+
+REPO = Path(__file__).resolve().parents[1]
+README_COMPARE = 'symbench.compare("equivariant10_pgdat", "baseline_cnn10_narrow_pgdat", suite="standard")'
+
+
+def test_readme_compare_line_gives_the_published_findings_with_no_store(tmp_path, monkeypatch):
+    """The README's notebook line on a fresh install (empty $SYMBENCH_HOME): the published outcomes alone give the
+    findings' paired difference and McNemar p, computing nothing."""
+    import symbench
+    from symbench.bench.run import runner
+
+    assert README_COMPARE in (REPO / "README.md").read_text()
+    monkeypatch.setenv("SYMBENCH_HOME", str(tmp_path / "fresh"))
+    monkeypatch.setattr(runner, "run_suite", lambda *a, **k: pytest.fail("compare computed something"))
+    df = eval(README_COMPARE, {"symbench": symbench})
+    findings = json.loads((REPO / "leaderboard" / "v1" / "findings.json").read_text())
+    want = [c for c in findings["comparisons"] if c["pair"] == ["equivariant10_pgdat", "baseline_cnn10_narrow_pgdat"]]
+    assert len(df) == len(want) == 2 and not df.attrs["refused"]
+    for c in want:
+        (got,) = [r for r in df.to_dict(orient="records") if r["threat"] == c["threat"]]
+        assert got["n"] == c["n"] and got["source_a"].startswith("published") and got["source_b"].startswith("published")
+        assert (got["diff"], got["p_value"]) == (pytest.approx(c["robust"]["diff"], abs=1e-12),
+                                                 pytest.approx(c["robust"]["p_value"], rel=1e-9))
