@@ -28,8 +28,8 @@ def package_file(package: str, *parts: str) -> Path:
 def home() -> Path:
     """The user directory for rows, store, checkpoints and training state (not created here)."""
     env = os.environ.get(HOME_ENV)
-    if env:
-        return Path(env).expanduser()
+    if env:  # absolute: a relative $SYMBENCH_HOME must not move with the working directory
+        return Path(env).expanduser().absolute()
     import platformdirs
 
     return Path(platformdirs.user_data_dir("symbench", appauthor=False))
@@ -100,8 +100,13 @@ def default_data_dir() -> Path | None:
 
 
 def describe(path: Path) -> str:
-    """A path as a user should read it: relative to the working directory when inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    """A path as a user should read it: absolute, so it can be pasted from any directory; relative only for a
+    file of the source checkout while working inside it (``leaderboard/v1/rows.jsonl``)."""
+    p = Path(path).expanduser().resolve()
+    root, cwd = checkout_root(), Path.cwd().resolve()
+    if root is not None and p.is_relative_to(root.resolve()) and cwd.is_relative_to(root.resolve()):
+        try:
+            return str(p.relative_to(cwd))
+        except ValueError:
+            pass
+    return str(p)

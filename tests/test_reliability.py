@@ -145,3 +145,25 @@ def test_every_cache_is_under_symbench_home(tmp_path, monkeypatch):
     with pytest.raises(RobustBenchWeightsError, match="downloading is off"):
         load_robustbench_model("robustbench:Standard", download=False)
     assert not (tmp_path / "user").exists()                       # nothing in ~/.cache
+
+
+def test_paths_are_printed_absolute_outside_the_checkout(tmp_path, monkeypatch):
+    """Run from /tmp with $SYMBENCH_HOME under it, the store was printed as 'home/store': useless elsewhere."""
+    from symbench.paths import describe, user_store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYMBENCH_HOME", str(tmp_path / "home"))
+    assert describe(user_store()) == str(tmp_path / "home" / "store")
+    monkeypatch.setenv("SYMBENCH_HOME", "rel")                  # a relative one is printed as where it is
+    assert user_store().is_absolute() and describe(user_store()) == str(tmp_path / "rel" / "store")
+
+
+def test_the_readme_links_stay_inside_the_repository():
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    links = [m for m in re.findall(r"\]\(([^)#]+)\)", text) if not m.startswith("http")]
+    assert links and not [m for m in links if m.startswith("..")]
+    assert [m for m in links if not (root / m).exists()] == []
+    assert "| `paper_worst` |" in text                            # the suite the eps board ranks is in the table
