@@ -9,7 +9,7 @@ DATA_DIR ?= $(or $(SYMBENCH_DATA),$(wildcard ../shared/data))
 OUT     ?=
 ARGS    ?=
 
-.PHONY: bench test perf gpu-check device-bundle venv list leaderboard clean
+.PHONY: bench test browser perf gpu-check device-bundle venv list leaderboard clean
 
 venv: .venv/.installed
 
@@ -25,6 +25,10 @@ bench: venv
 
 test: venv
 	$(PY) -m pytest -q
+
+browser:  ## headless Chromium for the page tests (Debian/Ubuntu, as root); .ci/run runs it before `make test`
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
 
 perf: venv
 	$(PY) -m symbench.bench.perf $(if $(DATA_DIR),--data-dir $(DATA_DIR))

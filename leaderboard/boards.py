@@ -41,6 +41,7 @@ class Board:
     plots: list[Path] = field(default_factory=list)
     extra: list[tuple[str, str, Table]] = field(default_factory=list)  # (title, note, table) below the board
     headline: str = ""     # header of the column the board is ranked by
+    protocol: str = ""     # the one protocol the ranking compares (suite, threat, eps, n); the rest is listed apart
 
 
 def pick_rows(rows: list[dict]) -> tuple[list[dict], int]:
@@ -162,7 +163,8 @@ def verdict_cell(r: dict) -> Cell:
     verdict = r.get("verdict", "unchecked")
     checks = sorted((r.get("checks") or {}).items(), key=lambda kv: (kv[1].get("status") != "fail", kv[0]))
     fails = failing_checks(r)
-    return Cell(verdict + (f": {', '.join(k for k, _ in fails)}" if fails else ""), verdict,
+    # the badge says only the verdict (it must fit a phone); the failing checks are the line underneath
+    return Cell(verdict, verdict, sub=", ".join(k for k, _ in fails),
                 title="; ".join(f"{k}: {d}" for k, d in fails) or ("every check passed or was skipped" if checks else
                                                                     "no checks ran"),
                 badge=verdict, details=tuple((k, c.get("status", ""), c.get("detail", "")) for k, c in checks))
@@ -191,6 +193,79 @@ def _attrs(model: str, r: dict, cards: dict) -> dict:
 
 def _cascade(r: dict) -> str:
     return " → ".join(f"{a['label']} {100 * a['acc_after']:.1f}" for a in r.get("attacks") or [])
+
+
+def ranking_n(ns: list[int]) -> int | None:
+    """The n a board ranks at: the largest n at least two models share (like with like), else the largest."""
+    counts = {n: ns.count(n) for n in ns}
+    shared = [n for n, k in counts.items() if k >= 2]
+    return max(shared) if shared else max(ns, default=None)
+
+
+def split_protocol(cands: dict[str, dict], suite: str, n_of=lambda r: r["n"]) -> tuple[dict, dict, int | None]:
+    """(ranked, apart, n): the models whose row is of ``suite`` at the ranking n, and every other one.
+
+    A board ranks one protocol; a row of another suite, or of fewer (or more) examples, is listed apart,
+    never ranked among them."""
+    n = ranking_n([n_of(r) for r in cands.values() if r["suite"] == suite])
+    ranked = {m: r for m, r in cands.items() if r["suite"] == suite and n_of(r) == n}
+    return ranked, {m: r for m, r in cands.items() if m not in ranked}, n
+
+
+def apart_reason(r: dict, suite: str, n: int | None, n_of=lambda r: r["n"]) -> str:
+    if r["suite"] != suite:
+        return f"suite {r['suite']}, not {suite}"
+    return f"n={n_of(r)}, not {n}" if n is not None else f"n={n_of(r)}"
+
+
+def paper_cell(model: str, cards: dict, r: dict | None = None) -> Cell:
+    """Where a model comes from: RobustBench's venue and paper, a card's paper (the seed, or this benchmark)."""
+    if r is not None and r.get("kind") == "reported":
+        return Cell(r.get("venue") or "–", title=r.get("paper") or "", href=r.get("link"))
+    c = cards.get(model) or {}
+    paper = c.get("paper") or ("seed 1" if c.get("source") == "symbench" else "")
+    return Cell(paper or "–", title=c.get("description") or "")
+
+
+def architecture(model: str, cards: dict, r: dict | None = None) -> str:
+    if r is not None and r.get("kind") == "reported":
+        return r.get("architecture") or "–"
+    c = cards.get(model) or {}
+    fam = (c.get("family") or (r or {}).get("family") or "").removesuffix("_at")
+    depth = c.get("depth")
+    return f"{fam}, {depth} layers" if fam and depth else fam or "–"
+
+
+def extra_data_cell(model: str, cards: dict, r: dict | None = None) -> Cell:
+    """Training data beyond CIFAR-10's 50k images: RobustBench's flag; symbench's own models use none."""
+    if r is not None and r.get("kind") == "reported":
+        extra = r.get("additional_data")
+    else:
+        extra = False if (cards.get(model) or {}).get("source") == "symbench" else None
+    return Cell({True: "yes", False: "no"}.get(extra, "–"), title="trained on data beyond CIFAR-10's training set"
+                if extra else "")
+
+
+def params_cell(params: int | None) -> Cell:
+    return Cell(f"{params:,}" if params else "–", params or float("nan"))
+
+
+@functools.lru_cache(maxsize=1)
+def reported_params() -> dict[str, int]:
+    """RobustBench models' parameter counts (leaderboard/robustbench_params.json, counted from its model zoo)."""
+    import json
+
+    from symbench.paths import package_file
+
+    try:
+        return json.loads(package_file("symbench.leaderboard", "robustbench_params.json").read_text())["params"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def reported_params_of(r: dict) -> int | None:
+    rb = r.get("robustbench") or {}
+    return r.get("params") or reported_params().get(f"{rb.get('threat_model')}/{rb.get('name')}")
 
 
 def strongest_rows(rows: list[dict], threat: str, eps: float) -> dict[str, dict]:
@@ -227,75 +302,122 @@ def reported_shown(refs: list[dict], best_measured: float | None) -> set[str]:
 
 def threat_board(rows: list[dict], refs: list[dict], cards: dict, pages: set[str], threat: str, eps: float,
                  board_id: str, title: str, eps_text: str) -> Board:
-    picked = strongest_rows(rows, threat, eps)
+    """One threat's board: ranks the AutoAttack ``standard`` rows at the ranking n; every other model's strongest row
+    (another suite, another n) is listed apart, and RobustBench's reported numbers in a table of their own."""
+    ranked, apart, n_rank = split_protocol(strongest_rows(rows, threat, eps), "standard")
     refs = [r for r in refs if r["threat"] == threat and r.get("robust_acc") is not None and _close(r["eps"], eps)]
     t = Table(board_id, [Col("rank", True, "rank band from 95% intervals: models whose intervals overlap share it"),
-                         Col("model"), Col("family", narrow=False), Col("group", narrow=False),
-                         Col("AT", help="adversarially trained (its card's recipe)", narrow=False),
-                         Col("params", True, narrow=False),
+                         Col("model"), *_about_cols(),
                          Col("clean %", True, "accuracy on the unperturbed test images, 95% interval underneath",
                              narrow=False),  # a phone shows rank, model, robust and verdict
                          Col("robust %", True, "per-example worst case over every attack of the suite, 95% Wilson "
                              "interval underneath and as a bar"),
                          Col("verdict", help="validity checks; click to see each"),
-                         Col("n", True, "test images", narrow=False),
-                         Col("suite", help="the strongest suite run for this model",
-                                                            narrow=False)],
-              default_sort=(7, "desc"))
-    models = sorted(picked, key=lambda m: -headline_acc(picked[m])[0])
+                         Col("n", True, "test images", narrow=False)],
+              default_sort=(10, "desc"))
+    models = sorted(ranked, key=lambda m: -headline_acc(ranked[m])[0])
     vals = []
     for m in models:
-        r = picked[m]
-        acc = headline_acc(r)[0]
-        lo, hi = interval(acc, r["n"])
+        acc = headline_acc(ranked[m])[0]
+        lo, hi = interval(acc, ranked[m]["n"])
         vals.append((acc, lo, hi))
-    bands = rank_bands(vals)
-    for m, v, band in zip(models, vals, bands):
-        r = picked[m]
+    for m, v, band in zip(models, vals, rank_bands(vals)):
+        r = ranked[m]
         tied = [o for o, v2 in zip(models, vals) if o != m and v2[1] <= v[2] and v2[2] >= v[1]]
-        params = model_params(m, cards, rows)
-        at = _is_at(m, cards)
-        t.add([rank_cell(band, tied), model_cell(m, pages), Cell(_family(r, cards)), Cell(_group(r, cards)),
-               Cell("AT" if at else "–"), Cell(f"{params:,}" if params else "–", params or float("nan")),
-               acc_cell(r["clean_acc"], r["n"], bar=False), robust_cell(r), verdict_cell(r),
-               n_cell(r), Cell(r["suite"], title=f"{r['suite_id']}; cascade {_cascade(r)}")],
-              cls=r.get("verdict", "unchecked"), attrs=_attrs(m, r, cards),
-              record={"rank_best": band[0], "rank_worst": band[1], "model": m, "kind": "measured",
-                      "family": _family(r, cards), "group": _group(r, cards), "adversarially_trained": at,
-                      "params": params, "threat": threat, "eps": r["eps"], "clean_acc": r["clean_acc"],
-                      "robust_acc": r["robust_acc"], "robust_low": v[1], "robust_high": v[2], "n": r["n"],
-                      "headline_robust_acc": v[0], "escalated": headline_acc(r)[1],
-                      "escalated_robust_acc": r.get("escalated_robust_acc"),
-                      "suite": r["suite"], "suite_id": r["suite_id"], "verdict": r.get("verdict"),
-                      "failing_checks": [k for k, _ in failing_checks(r)], "attacks": r.get("attacks"),
-                      "device": r.get("device"), "created": r.get("created")})
-    shown = reported_shown(refs, max((v[0] for v in vals), default=None))
+        t.add([rank_cell(band, tied), model_cell(m, pages), *_about_cells(m, r, cards, rows),
+               acc_cell(r["clean_acc"], r["n"], bar=False), robust_cell(r), verdict_cell(r), n_cell(r)],
+              cls="ranked " + r.get("verdict", "unchecked"), attrs=_attrs(m, r, cards),
+              record={"listed": "ranked", "rank_best": band[0], "rank_worst": band[1], **_record(m, r, cards, rows),
+                      "robust_low": v[1], "robust_high": v[2], "headline_robust_acc": v[0],
+                      "escalated": headline_acc(r)[1]})
+    board = Board(board_id, title, f"Who is most robust at {threat.upper() if threat == 'l2' else 'Linf'} "
+                  f"eps {eps_text}?",
+                  "Ranked by robust accuracy; the rank is a band, and models whose 95% intervals overlap share it "
+                  "(statistically tied). Models measured only with another suite (`quick`; `adaptive` for test-time "
+                  "defenses) or on fewer examples are listed below the ranking, not in it, and so are RobustBench's "
+                  "reported numbers (AutoAttack on all 10,000 images, not run or checked here).", t,
+                  headline="robust %", protocol=(f"Ranked: suite `standard` (AutoAttack: APGD-CE, APGD-T, FAB-T, "
+                                                 f"Square) at {title}, n = {n_rank} test images." if n_rank else
+                                                 "No `standard` row at this eps yet: nothing is ranked."))
+    if apart:
+        board.extra.append(("Not ranked: another suite or another n", "Each model's strongest row at this eps; not "
+                            "comparable with the ranking above (a weaker suite over-reports robustness, fewer examples "
+                            "give wider intervals).", apart_table(f"{board_id}-apart", apart, "standard", n_rank,
+                                                                  cards, pages, rows)))
+    if refs:
+        board.extra.append(("RobustBench's reported numbers", "AutoAttack on all 10,000 test images, as RobustBench "
+                            "reports them (model_info); not measured or checked here, so not ranked. 'RobustBench: "
+                            "all' in the filters shows every one.",
+                            reported_table(f"{board_id}-reported", refs, max((v[0] for v in vals), default=None))))
+    return board
+
+
+def _about_cols() -> list[Col]:
+    """What every board row says about its model (phones hide them; the downloads keep them)."""
+    return [Col("architecture", narrow=False), Col("group", narrow=False),
+            Col("AT", help="adversarially trained (its card's recipe)", narrow=False),
+            Col("params", True, "parameter count", narrow=False),
+            Col("extra data", help="trained on data beyond CIFAR-10's 50k training images", narrow=False),
+            Col("venue / paper", help="RobustBench: the paper's venue; symbench's models: the seed paper or this "
+                "benchmark", narrow=False)]
+
+
+def _about_cells(m: str, r: dict, cards: dict, rows: list[dict]) -> list[Cell]:
+    return [Cell(architecture(m, cards, r)), Cell(_group(r, cards)), Cell("AT" if _is_at(m, cards) else "–"),
+            params_cell(model_params(m, cards, rows)), extra_data_cell(m, cards, r), paper_cell(m, cards, r)]
+
+
+def _record(m: str, r: dict, cards: dict, rows: list[dict]) -> dict:
+    return {"model": m, "kind": "measured", "architecture": architecture(m, cards, r), "family": _family(r, cards),
+            "group": _group(r, cards), "adversarially_trained": _is_at(m, cards),
+            "params": model_params(m, cards, rows), "extra_data": extra_data_cell(m, cards, r).text,
+            "paper": paper_cell(m, cards, r).text, "threat": r["threat"], "eps": r["eps"],
+            "clean_acc": r["clean_acc"], "robust_acc": r["robust_acc"],
+            "escalated_robust_acc": r.get("escalated_robust_acc"), "n": r["n"], "suite": r["suite"],
+            "suite_id": r["suite_id"], "verdict": r.get("verdict"), "failing_checks": [k for k, _ in failing_checks(r)],
+            "attacks": r.get("attacks"), "device": r.get("device"), "created": r.get("created")}
+
+
+def apart_table(tid: str, apart: dict[str, dict], suite: str, n_rank: int | None, cards: dict, pages: set[str],
+                rows: list[dict]) -> Table:
+    """The rows a board lists but does not rank (another suite, another n), strongest first."""
+    t = Table(tid, [Col("model"), Col("why not ranked", narrow=False), Col("suite", narrow=False), Col("n", True, narrow=False),
+                    *_about_cols(), Col("clean %", True, narrow=False), Col("robust %", True), Col("verdict")],
+              default_sort=(11, "desc"))
+    for m, r in sorted(apart.items(), key=lambda kv: -(headline_acc(kv[1])[0] or 0)):
+        why = apart_reason(r, suite, n_rank)
+        name = model_cell(m, pages)
+        name.sub = why  # a phone shows the reason under the name; the column is for wide screens and downloads
+        t.add([name, Cell(why), Cell(r["suite"], title=f"{r['suite_id']}; cascade {_cascade(r)}"),
+               n_cell(r), *_about_cells(m, r, cards, rows), acc_cell(r["clean_acc"], r["n"], bar=False),
+               robust_cell(r, bar=False), verdict_cell(r)],
+              cls="apart " + r.get("verdict", "unchecked"), attrs=_attrs(m, r, cards),
+              record={"listed": "apart", "why": why, **_record(m, r, cards, rows)})
+    return t
+
+
+def reported_table(tid: str, refs: list[dict], best_measured: float | None) -> Table:
+    """RobustBench's reported rows: venue, architecture, params (counted from its zoo), extra data; never ranked."""
+    shown = reported_shown(refs, best_measured)
+    t = Table(tid, [Col("model"), *_about_cols(), Col("clean %", True, narrow=False), Col("robust %", True,
+                    "AutoAttack, as RobustBench reports it"), Col("n", True, narrow=False)], default_sort=(9, "desc"))
     for r in sorted(refs, key=lambda r: -r["robust_acc"]):
-        lo, hi = interval(r["robust_acc"], r["n"])
         name = r["model"].split(":", 1)[-1]
-        t.add([Cell("–", float("nan"), title="RobustBench's reported number, not measured here; not ranked"),
-               Cell(name, href=r.get("link"), title=f"{r.get('paper') or ''} ({r.get('venue') or ''})"),
-               Cell("RobustBench"), Cell("–"), Cell("–"), Cell(r.get("architecture") or "–", float("nan")),
+        params = reported_params_of(r)
+        t.add([Cell(name, href=r.get("link"), title=f"{r.get('paper') or ''} ({r.get('venue') or ''})"),
+               Cell(architecture(name, {}, r)), Cell("–"), Cell("–"), params_cell(params),
+               extra_data_cell(name, {}, r), paper_cell(name, {}, r),
                acc_cell(r["clean_acc"], r["n"], bar=False), acc_cell(r["robust_acc"], r["n"]),
-               Cell("reported", "reported", title="reported by RobustBench (AutoAttack, full test set); symbench "
-                    "did not run or check it", badge="reported"),
-               Cell(str(r["n"]), r["n"]), Cell("RobustBench", title=r.get("data_source") or "")],
+               Cell(str(r["n"]), r["n"])],
               cls="reported" + ("" if r["model"] in shown else " more"),
               attrs={"model": name, "family": "robustbench", "group": "", "at": "reported", "verdict": "reported",
                      "reported": "1"},
-              record={"rank_best": None, "rank_worst": None, "model": r["model"], "kind": "reported",
-                      "family": "robustbench", "architecture": r.get("architecture"), "threat": threat,
-                      "eps": r["eps"], "clean_acc": r["clean_acc"], "robust_acc": r["robust_acc"], "robust_low": lo,
-                      "robust_high": hi, "n": r["n"], "suite": "robustbench (AutoAttack, reported)",
-                      "verdict": "reported", "paper": r.get("paper"), "link": r.get("link"),
-                      "additional_data": r.get("additional_data")})
-    return Board(board_id, title, f"Who is most robust at {threat.upper() if threat == 'l2' else 'Linf'} "
-                 f"eps {eps_text}?",
-                 "One row per model: its strongest suite at this eps (AutoAttack `standard` where it was run, else "
-                 "`quick`; `adaptive` for test-time defenses), the largest n of that suite. Ranked by robust accuracy; "
-                 "the rank is a band, and models whose 95% intervals overlap share it (statistically tied). "
-                 "Greyed rows are RobustBench's reported numbers (AutoAttack, 10,000 images), interleaved for scale, "
-                 "not ranked and not checked here.", t, headline="robust %")
+              record={"listed": "reported", "model": r["model"], "kind": "reported", "architecture": r.get("architecture"),
+                      "params": params, "extra_data": r.get("additional_data"), "venue": r.get("venue"),
+                      "paper": r.get("paper"), "link": r.get("link"), "threat": r["threat"], "eps": r["eps"],
+                      "clean_acc": r["clean_acc"], "robust_acc": r["robust_acc"], "n": r["n"],
+                      "suite": "robustbench (AutoAttack, reported)", "verdict": "reported"})
+    return t
 
 
 def eps_board(rows: list[dict], cards: dict, pages: set[str], plots: list[Path]) -> Board:
@@ -315,17 +437,26 @@ def eps_board(rows: list[dict], cards: dict, pages: set[str], plots: list[Path])
                         narrow=(e == head)))
     cols += [Col("n", True), Col("verdict")]
     t = Table("eps", cols, default_sort=(5 + eps.index(head), "desc") if eps else None)
-    models = sorted(by, key=lambda m: -(by[m].get(head) or {}).get("robust_acc", -1))
-    vals = []
-    for m in models:
-        r = by[m].get(head)
-        lo, hi = interval(r["robust_acc"], r["n"]) if r else (0.0, 0.0)
-        vals.append((r["robust_acc"] if r else -1, lo, hi))
-    for m, v, band in zip(models, vals, rank_bands(vals)):
+    t_apart = Table("eps-apart", cols, default_sort=t.default_sort)
+    # ranked: the worst case (paper_worst) at the headline eps, at one n; a seed-protocol upper bound or another n
+    # is listed apart
+    ranked, _, n_rank = split_protocol({m: rs[head] for m, rs in by.items() if head in rs}, "paper_worst")
+    models = sorted(ranked, key=lambda m: -ranked[m]["robust_acc"])
+    vals = [(ranked[m]["robust_acc"], *interval(ranked[m]["robust_acc"], ranked[m]["n"])) for m in models]
+    bands = dict(zip(models, rank_bands(vals)))
+    others = sorted(set(by) - set(ranked), key=lambda m: -(by[m].get(head) or {}).get("robust_acc", -1))
+    for m in models + others:
         rs = by[m]
         any_row = rs.get(head) or next(iter(rs.values()))
-        tied = [o for o, v2 in zip(models, vals) if o != m and v2[1] <= v[2] and v2[2] >= v[1]]
-        cells = [rank_cell(band, tied), model_cell(m, pages), Cell(_group(any_row, cards)),
+        if m in bands:
+            v, band = vals[models.index(m)], bands[m]
+            tied = [o for o, v2 in zip(models, vals) if o != m and v2[1] <= v[2] and v2[2] >= v[1]]
+            first = rank_cell(band, tied)
+        else:
+            band = (None, None)
+            why = apart_reason(rs[head], "paper_worst", n_rank) if head in rs else f"no row at eps {head:g}"
+            first = Cell("–", float("nan"), title=f"not ranked: {why}")
+        cells = [first, model_cell(m, pages), Cell(_group(any_row, cards)),
                  Cell("AT" if _is_at(m, cards) else "–"), acc_cell(any_row["clean_acc"], any_row["n"], bar=False)]
         rec = {"rank_best": band[0], "rank_worst": band[1], "model": m, "group": _group(any_row, cards),
                "adversarially_trained": _is_at(m, cards), "clean_acc": any_row["clean_acc"], "n": any_row["n"]}
@@ -358,15 +489,24 @@ def eps_board(rows: list[dict], cards: dict, pages: set[str], plots: list[Path])
             r.get("verdict") == worst for r in rs.values()) else any_row
         cells += [Cell("/".join(sorted({str(r["n"]) for r in rs.values()})), any_row["n"]), verdict_cell(vr)]
         rec["verdict"] = worst
-        t.add(cells, cls=worst, attrs=_attrs(m, vr, cards), record=rec)
-    return Board("eps", "Robustness vs eps", "How fast does accuracy fall as eps grows (Linf)?",
+        rec["listed"] = "ranked" if m in bands else "apart"
+        (t if m in bands else t_apart).add(cells, cls=("ranked " if m in bands else "apart ") + worst,
+                                           attrs=_attrs(m, vr, cards), record=rec)
+    board = Board("eps", "Robustness vs eps", "How fast does accuracy fall as eps grows (Linf)?",
                  "One row per model, a column per eps: the per-example worst case over seed 1's FGSM and PGD-40 and "
                  "AutoAttack's APGD-CE and APGD-T (suite `paper_worst`; the seed's FGSM + PGD-40 number underneath). "
                  "Where a model has only the seed-protocol `paper` row, its cell is that number, exact when nothing "
                  "survived it or the APGD spot check passed, else marked '≥' (an upper bound). Ranked at the eps "
                  "nearest 8/255 (★), with rank bands from 95% intervals. The plots draw the same rows; the seed's "
                  "own protocol stays on the Seed claims tab.", t, plots,
-                 headline=f"eps {head:g}" if head is not None else "")
+                 headline=f"eps {head:g}" if head is not None else "",
+                 protocol=(f"Ranked: suite `paper_worst` (FGSM, PGD-40, APGD-CE, APGD-T) at Linf eps {head:g}, "
+                           f"n = {n_rank} test images." if n_rank else "No `paper_worst` row yet: nothing is ranked."))
+    if t_apart.rows:
+        board.extra.append(("Not ranked: seed protocol only, or another n", "Models whose headline cell is the seed "
+                            "protocol's `paper` row (an upper bound unless its spot check passed) or another n.",
+                            t_apart))
+    return board
 
 
 def symmetry_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
@@ -387,21 +527,28 @@ def symmetry_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
                  Col("scale err", True, "the same under rescaling", narrow=False),
                  Col("n", True, "images in the orbit test"), Col("suite", narrow=False)],
               default_sort=(4, "desc"))
-    models = sorted(by, key=lambda m: -max(r["orbit"]["clean_acc"] for r in by[m]))
-    vals = []
-    picks = {}
-    for m in models:
-        rs = sorted(by[m], key=lambda r: abs(float(r["eps"]) - LINF_EPS))
-        picks[m] = rs[0]
-        o = rs[0]["orbit"]
-        lo, hi = interval(o["clean_acc"], o["n"])
-        vals.append((o["clean_acc"], lo, hi))
-    for m, v, band in zip(models, vals, rank_bands(vals)):
+    picks = {m: sorted(rs, key=lambda r: abs(float(r["eps"]) - LINF_EPS))[0] for m, rs in by.items()}
+    suites = [r["suite"] for r in picks.values()]
+    suite = max(sorted(set(suites)), key=suites.count) if suites else "paper"  # the suite most orbit columns are from
+    ranked, _, n_rank = split_protocol(picks, suite, n_of=lambda r: r["orbit"]["n"])
+    models = sorted(ranked, key=lambda m: -ranked[m]["orbit"]["clean_acc"])
+    vals = [(ranked[m]["orbit"]["clean_acc"], *interval(ranked[m]["orbit"]["clean_acc"], ranked[m]["orbit"]["n"]))
+            for m in models]
+    bands = dict(zip(models, rank_bands(vals)))
+    t_apart = Table("symmetry-apart", t.cols, default_sort=t.default_sort)
+    for m in models + sorted(set(picks) - set(ranked), key=lambda m: -picks[m]["orbit"]["clean_acc"]):
         r = picks[m]
         o = r["orbit"]
-        tied = [x for x, v2 in zip(models, vals) if x != m and v2[1] <= v[2] and v2[2] >= v[1]]
+        if m in bands:
+            v, band = vals[models.index(m)], bands[m]
+            tied = [x for x, v2 in zip(models, vals) if x != m and v2[1] <= v[2] and v2[2] >= v[1]]
+            first = rank_cell(band, tied)
+        else:
+            band = (None, None)
+            first = Cell("–", float("nan"), title="not ranked: " + apart_reason(r, suite, n_rank,
+                                                                                 lambda r: r["orbit"]["n"]))
         eq = (r.get("equivariance") or {}).get("clean") or {}
-        cells = [rank_cell(band, tied), model_cell(m, pages), Cell(_group(r, cards)),
+        cells = [first, model_cell(m, pages), Cell(_group(r, cards)),
                  Cell("AT" if _is_at(m, cards) else "–"), acc_cell(o["clean_acc"], o["n"])]
         rec = {"rank_best": band[0], "rank_worst": band[1], "model": m, "group": _group(r, cards),
                "orbit_alone_acc": o["clean_acc"], "n": o["n"], "transforms": o.get("transforms"),
@@ -420,13 +567,21 @@ def symmetry_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
             rec[f"attack_alone_acc@{e:g}"] = na
         cells += [num(eq.get("rot90"), "{:.3f}"), num(eq.get("hflip"), "{:.3f}"), num(eq.get("scale"), "{:.3f}"),
                   Cell(str(o["n"]), o["n"]), Cell(r["suite"], title=r["suite_id"])]
-        t.add(cells, cls=r.get("verdict", ""), attrs=_attrs(m, r, cards), record=rec)
-    return Board("symmetry", "Symmetry", "Is the model right on every rotated, flipped and zoomed copy, and is it "
+        rec["listed"] = "ranked" if m in bands else "apart"
+        (t if m in bands else t_apart).add(cells, cls=("ranked " if m in bands else "apart ") + r.get("verdict", ""),
+                                           attrs=_attrs(m, r, cards), record=rec)
+    board = Board("symmetry", "Symmetry", "Is the model right on every rotated, flipped and zoomed copy, and is it "
                  "really equivariant?",
                  "Orbit alone: correct on all 7 copies of an image (identity, rot 90/180/270, flip, zoom 0.8/1.25), no "
                  "perturbation. Orbit+attack: correct on all copies after a PGD attack on each. Errors: the measured "
                  "relative change of the logits under each transform on clean images (0 means exactly invariant).", t,
-                 headline="orbit alone %")
+                 headline="orbit alone %",
+                 protocol=(f"Ranked: orbit-alone accuracy from the `{suite}` suite's orbit column, n = {n_rank} test "
+                           "images." if n_rank else "No orbit column yet: nothing is ranked."))
+    if t_apart.rows:
+        board.extra.append(("Not ranked: another suite or another n", "Orbit columns measured under another suite or "
+                            "on another number of images.", t_apart))
+    return board
 
 
 def corruption_boards(rows: list[dict], cards: dict, pages: set[str], claims: dict, plots: list[Path]) -> list[Board]:
@@ -468,7 +623,7 @@ def corruption_boards(rows: list[dict], cards: dict, pages: set[str], claims: di
                    Cell(f"{worst.replace('_', ' ')} {100 * per[worst]:.1f}" if worst else "–",
                         per[worst] if worst else float("nan")),
                    Cell(str(r["n"]), r["n"]), Cell(kind, title=str(r.get("data_source")))],
-                  attrs=_attrs(m, r, cards),
+                  cls="ranked", attrs=_attrs(m, r, cards),
                   record={"rank_best": band[0], "rank_worst": band[1], "model": m, "clean_acc": clean.get(m),
                           "mean_acc": acc[m].get("mean/all"), "common15_acc": acc[m].get("mean/common15"),
                           "n": r["n"], "data": kind, "data_source": r.get("data_source"),
@@ -477,8 +632,11 @@ def corruption_boards(rows: list[dict], cards: dict, pages: set[str], claims: di
                 + ("These images are GENERATED here with imagecorruptions at CIFAR-10-C's parameters, not the "
                    "official CIFAR-10-C files: compare them with each other, not with published CIFAR-10-C numbers."
                    if kind == "generated" else "These are the official CIFAR-10-C images."))
+        ns = sorted({(means.get(m) or {}).get("n") for m in models} - {None})
         b = Board(f"c10c-{kind}", f"CIFAR-10-C ({kind})", "How much accuracy survives common corruptions?", note, t,
-                  plots if kind == "generated" or len(kinds) == 1 else [], headline="mean %")
+                  plots if kind == "generated" or len(kinds) == 1 else [], headline="mean %",
+                  protocol=f"Ranked: suite `corruptions` ({kind} images), the mean over 19 corruptions x 5 severities, "
+                           f"n = {'/'.join(map(str, ns)) or '?'} test images (95% intervals from each row's n).")
         out.append(b)
     adv = corrupted_adv_table([r for r in rows if _is_corrupted_adv(r)], seed_corrupted_means(claims), pages)
     if adv.rows and out:
@@ -554,12 +712,14 @@ def clever_board(rows: list[dict], cards: dict, pages: set[str], plots: list[Pat
         cells += [Cell("/".join(scored), int(scored[0])),
                   Cell(str((any_row["clever"] or {}).get("toolkit_function") or any_row["clever"].get("implementation")))]
         rec["n_scored"] = "/".join(scored)
-        t.add(cells, attrs=_attrs(m, any_row, cards), record=rec)
+        t.add(cells, cls="ranked", attrs=_attrs(m, any_row, cards), record=rec)
     return Board("clever", "CLEVER", "How large a perturbation does CLEVER estimate it takes?",
                  "CLEVER is an ESTIMATE, NOT A CERTIFICATE: a sampled extreme-value estimate of a lower bound on the "
                  "smallest adversarial perturbation (Weng et al. 2018). It can overestimate robustness, e.g. under "
                  "gradient masking, and is capped at the sampling radius. Few images are scored, so read it as a "
-                 "rough ordering beside the attack boards, never instead of them.", t, plots, headline=f"{first} median")
+                 "rough ordering beside the attack boards, never instead of them.", t, plots, headline=f"{first} median",
+                 protocol=f"Ordered (not ranked with intervals): suite `clever`, the median {first} CLEVER score over "
+                          "the images each model had scored.")
 
 
 def defense_gain(r: dict) -> tuple[float, float, float, float | None, bool]:
@@ -574,7 +734,14 @@ def defense_gain(r: dict) -> tuple[float, float, float, float | None, bool]:
 
 def defense_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
     """Test-time defenses: the defended model vs its undefended base under the same adaptive suite."""
-    rs = [r for r in rows if _is_attack(r) and r.get("base_model") and r.get("base_robust_acc") is not None]
+    every = [r for r in rows if _is_attack(r) and r.get("base_model") and r.get("base_robust_acc") is not None]
+    cands: dict[str, dict] = {}
+    for r in every:  # per defended model: its adaptive row (largest n), else its strongest other one
+        k = r["model"]
+        if k not in cands or (r["suite"] == "adaptive", r["n"]) > (cands[k]["suite"] == "adaptive", cands[k]["n"]):
+            cands[k] = r
+    ranked, apart, n_rank = split_protocol(cands, "adaptive")
+    rs = list(ranked.values())
     t = Table("defenses", [Col("rank", True, "rank band by defended robust accuracy"), Col("defended model"),
                            Col("base model", narrow=False), Col("clean %", True, "defended (base underneath)"),
                            Col("robust %", True, "defended, per-example worst case over the adaptive suite"),
@@ -601,15 +768,23 @@ def defense_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
                            "unpaired (Newcombe): this row predates the paired gain; rerun it for the paired test")
                     + ("; the interval contains 0: no significant gain" if lo <= 0 <= hi else "; the interval excludes 0")),
                verdict_cell(r), n_cell(r), Cell(r["suite"], title=f"{r['suite_id']}; {_cascade(r)}")],
-              cls=r.get("verdict", ""), attrs=_attrs(m, r, cards),
-              record={"rank_best": band[0], "rank_worst": band[1], "model": m, "base_model": r["base_model"],
+              cls="ranked " + r.get("verdict", ""), attrs=_attrs(m, r, cards),
+              record={"listed": "ranked", "rank_best": band[0], "rank_worst": band[1], "model": m,
+                      "base_model": r["base_model"],
                       "clean_acc": r["clean_acc"], "base_clean_acc": r.get("base_clean_acc"),
                       "robust_acc": r["robust_acc"], "escalated_robust_acc": r.get("escalated_robust_acc"),
                       "base_robust_acc": r["base_robust_acc"], "gain": gain,
                       "gain_low": lo, "gain_high": hi, "gain_p_value": p, "gain_paired": paired, "n": r["n"], "suite_id": r["suite_id"],
                       "verdict": r.get("verdict"), "attacks": r.get("attacks"), "base_attacks": r.get("base_attacks")})
-    return Board("defenses", "Defenses", "Does a test-time defense add robustness over its undefended base?",
+    board = Board("defenses", "Defenses", "Does a test-time defense add robustness over its undefended base?",
                  "Each defended model beside its base under the same `adaptive` suite (BPDA, EOT, attacks aimed at the "
                  "defense, transfer from the base), same examples. The gain is the paired per-example difference with "
                  "its 95% interval and exact McNemar p-value (older rows: Newcombe's unpaired interval, said so on "
-                 "hover); an interval that contains 0 reads 'no significant gain'.", t, headline="robust %")
+                 "hover); an interval that contains 0 reads 'no significant gain'.", t, headline="robust %",
+                  protocol=(f"Ranked: suite `adaptive` (attacks aimed at the defense) at Linf 8/255, n = {n_rank} "
+                            "test images." if n_rank else "No `adaptive` row yet: nothing is ranked."))
+    if apart:
+        board.extra.append(("Not ranked: another suite or another n", "A defended model measured only with another "
+                            "suite (not aimed at the defense, so its number over-reports) or on other examples.",
+                            apart_table("defenses-apart", apart, "adaptive", n_rank, cards, pages, rows)))
+    return board

@@ -24,15 +24,16 @@ from symbench.leaderboard.boards import (LINF_EPS, L2_EPS, Board, acc_cell, clev
                                          defense_board, eps_board, escalation_effects, model_file, pick_rows,
                                          robust_cell, symmetry_board, threat_board, verdict_cell)
 from symbench.leaderboard.audit import audit as audit_rows, summary as audit_summary
-from symbench.leaderboard.browser import take_full_screenshot
+from symbench.leaderboard.browser import phone_screenshot, take_full_screenshot
 from symbench.leaderboard.cards import cards_table, model_cards, model_params
+from symbench.leaderboard.downloads import board_downloads
 from symbench.leaderboard.claims import CLAIMS_PATH, claims_sentence, claims_table, load_claims, match_claims
 from symbench.leaderboard.plots import (PLOT_PREFIXES, plot_clever, plot_corruptions, plot_model_curves,
                                         plot_robust_vs_eps, plot_threat_board)
 from symbench.leaderboard.rows import (DEFAULT_ROWS, _is_attack, _is_clever, _is_corrupted_adv, _is_corruption, _variant,
                                        fgsm_alone, read_jsonl, validate_rows_file)
 from symbench.leaderboard.sections import check_explanations, protocol, suspect_lines, validity_summary
-from symbench.leaderboard.tables import Cell, Col, Table, md_escape, pct, records_frame, safe_url, sort_attr, table_markdown
+from symbench.leaderboard.tables import Cell, Col, Table, md_escape, pct, safe_url, sort_attr, table_markdown
 from symbench.paths import package_file
 
 log = logging.getLogger("symbench.leaderboard")
@@ -206,7 +207,8 @@ def collect(rows_path: Path, reference_path: Path, claims_path: Path, plot_dir: 
         from symbench.leaderboard import findings
 
         boards.insert(2, findings.board(json.loads(found.read_text()), pages))
-    boards = [b for b in boards if any(r.attrs.get("reported") != "1" for r in b.table.rows)]  # a board needs our rows
+    boards = [b for b in boards if any(r.attrs.get("reported") != "1" for t in [b.table] + [t for _, _, t in b.extra]
+                                       for r in t.rows)]  # a board needs our rows (ranked or listed apart)
     if plot_dir is not None:
         for b in boards:
             if b.id in ("linf", "l2"):  # the reported rows the board shows before a reader asks for all
@@ -288,30 +290,12 @@ def render_markdown(page: Page) -> str:
         return "more" not in r.cls.split()
 
     md_tables = {b.id: MdSafe(table_markdown(b.table, keep=not_more)) for b in page.boards}
-    md_extra = {b.id: [MdSafe(table_markdown(t)) for _, _, t in b.extra] for b in page.boards}
+    md_extra = {b.id: [MdSafe(table_markdown(t, keep=not_more)) for _, _, t in b.extra] for b in page.boards}
     text = _env(markdown=True).get_template("README.md.j2").render(
         **_common(page), rows_href=page.rows_href, boards=page.boards, md_tables=md_tables, md_extra=md_extra,
         claims_sentence=page.claims_sentence, md_claims=MdSafe(table_markdown(page.claims)),
         md_cards=MdSafe(table_markdown(page.cards)))
     return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
-
-
-def _json_default(v):
-    return str(v)
-
-
-def board_downloads(page: Page) -> dict[str, str]:
-    """file name under data/ → content: every board (and the claims and model tables) as CSV and JSON."""
-    out = {}
-    tables = [(b.id, b.table) for b in page.boards] + [("claims", page.claims), ("models", page.cards)]
-    for tid, t in tables:
-        recs = [r.record for r in t.sorted_rows()]
-        out[f"{tid}.json"] = json.dumps(recs, indent=1, default=_json_default, allow_nan=False) + "\n"
-        df = records_frame(t)
-        for col in df.columns:  # lists and dicts as JSON text, so a spreadsheet shows them whole
-            df[col] = df[col].map(lambda v: json.dumps(v, default=_json_default) if isinstance(v, (list, dict)) else v)
-        out[f"{tid}.csv"] = df.to_csv(index=False, lineterminator="\n")
-    return out
 
 
 @dataclass
@@ -374,7 +358,7 @@ def _build_into(stage: Path, out: Path, rows_path: Path, reference_path: Path, c
         model_pages.append(p)
     _remove_stale(stage / "models", "*.html", model_pages)
     downloads = []
-    for name, text in board_downloads(page).items():
+    for name, text in board_downloads(page.boards, page.claims, page.cards).items():
         p = stage / "data" / name
         _write_if_changed(p, text)
         downloads.append(p)
@@ -384,7 +368,8 @@ def _build_into(stage: Path, out: Path, rows_path: Path, reference_path: Path, c
     shots = []
     if screenshot:
         for name, width in SCREENSHOT_WIDTHS.items():
-            shots.append(take_full_screenshot(index, stage / name, width))
+            shoot = phone_screenshot if width < 500 else take_full_screenshot  # a window is >= 500 px wide
+            shots.append(shoot(index, stage / name, width))
             log.info("wrote %s", out / name)
     return BuildResult(readme, index, page.plots, shots[0] if shots else None, shots, model_pages, downloads)
 

@@ -215,3 +215,48 @@ def format_reference(rows: list[dict]) -> str:
         lines.append(f"{i:3d} {r['model']:{w}s} {r.get('eps_display', ''):>6s} {r['clean_acc']:6.4f} {robust:>11s} "
                      f"{'yes' if r.get('additional_data') else 'no':>10s}  {', '.join(notes)}".rstrip())
     return "\n".join(lines)
+
+
+PARAMS_PATH = package_file("symbench.leaderboard", "robustbench_params.json")
+
+
+def count_zoo_params(refs: list[dict] | None = None, out: str | Path | None = PARAMS_PATH) -> dict[str, int]:
+    """Parameter counts of the reference rows' models, by building each architecture from RobustBench's model zoo
+    on torch's meta device (no weights, no download); ``<threat_model>/<name>`` → count, written to ``out``.
+
+    model_info has no parameter count, and the zoo has no entry for a model without released weights: those
+    stay unknown (the boards show "–").
+    """
+    import torch
+
+    from symbench.models.robustbench_compat import import_robustbench
+
+    import_robustbench()
+    from robustbench.model_zoo import model_dicts
+    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+
+    refs = refs if refs is not None else reference_rows(None)
+    counts = {}
+    for r in refs:
+        rb = r.get("robustbench") or {}
+        zoo = model_dicts[BenchmarkDataset(rb.get("dataset", "cifar10"))][ThreatModel(rb["threat_model"])]
+        if rb["name"] not in zoo:
+            continue
+        try:
+            with torch.device("meta"):
+                net = zoo[rb["name"]]["model"]()
+        except Exception:  # noqa: BLE001  (computes with its weights, or wants CUDA, while built: unknown here)
+            log.info("RobustBench %s/%s does not build on the meta device; its params stay unknown",
+                     rb["threat_model"], rb["name"])
+            continue
+        counts[f"{rb['threat_model']}/{rb['name']}"] = sum(p.numel() for p in net.parameters())
+    if out is not None:
+        import robustbench
+
+        doc = {"about": "Parameter counts of RobustBench's CIFAR-10 models, counted by building each architecture from "
+                        "the robustbench model zoo (PyPI) on torch's meta device (no weights downloaded). Keys: "
+                        "<threat_model>/<name>. Models the zoo does not hold (no released weights) are absent: their "
+                        "params are unknown. Regenerate: symbench.leaderboard.robustbench_ref.count_zoo_params().",
+               "robustbench": getattr(robustbench, "__version__", "1.1.1"), "params": dict(sorted(counts.items()))}
+        Path(out).write_text(json.dumps(doc, indent=1) + "\n")
+    return counts

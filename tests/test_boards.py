@@ -48,28 +48,30 @@ def test_rank_bands_tie_overlapping_intervals_only():
     assert bands == [(1, 2), (1, 2), (3, 3)]
 
 
-def test_threat_board_takes_the_strongest_suite_and_ranks_with_wilson_intervals():
+def test_threat_board_ranks_one_protocol_with_wilson_intervals_and_lists_the_rest_apart():
     rows = [row("a", suite="quick", robust=0.60, n=500), row("a", suite="standard", robust=0.40, n=200),
-            row("b", suite="quick", robust=0.38, n=500), row("c", suite="standard", robust=0.05, n=200)]
+            row("b", suite="quick", robust=0.38, n=500), row("c", suite="standard", robust=0.05, n=200),
+            row("d", suite="standard", robust=0.39, n=200)]
     refs = [dict(row("robustbench:Standard", suite="robustbench", robust=0.0, clean=0.95, n=10000), kind="reported",
                  verdict="reported", checks={}),
             dict(row("robustbench:Strong", suite="robustbench", robust=0.6, clean=0.9, n=10000), kind="reported",
                  verdict="reported", checks={})]
-    b = lb.threat_board(rows, refs, {}, {"a", "b", "c"}, "linf", EPS, "linf", "Linf", "8/255")
-    recs = [r.record for r in b.table.sorted_rows()]
-    measured = [r for r in recs if r["kind"] == "measured"]
-    assert [(r["model"], r["suite"]) for r in measured] == [("a", "standard"), ("b", "quick"), ("c", "standard")]
+    b = lb.threat_board(rows, refs, {}, {"a", "b", "c", "d"}, "linf", EPS, "linf", "Linf", "8/255")
+    assert "suite `standard`" in b.protocol and "n = 200" in b.protocol
+    measured = [r.record for r in b.table.sorted_rows()]
+    assert [(r["model"], r["suite"]) for r in measured] == [("a", "standard"), ("d", "standard"), ("c", "standard")]
     lo, hi = accuracy_interval(0.40, 200)
     assert (measured[0]["robust_low"], measured[0]["robust_high"]) == (lo, hi)
-    # a (40% of 200) and b (38% of 500) overlap: tied at 1-2; c is below both
+    # a (40% of 200) and d (39% of 200) overlap: tied at 1-2; c is below both
     assert [(r["rank_best"], r["rank_worst"]) for r in measured] == [(1, 2), (1, 2), (3, 3)]
     ranks = {r.record["model"]: r.cells[0].text for r in b.table.rows}
-    assert ranks["a"] == "1–2" and ranks["c"] == "3" and ranks["robustbench:Strong"] == "–"
-    # reported rows interleaved by robust accuracy, greyed, never ranked
-    order = [r["model"] for r in recs]
-    assert order[0] == "robustbench:Strong" and order[-1] == "robustbench:Standard"
-    rep = [r for r in b.table.rows if r.record["kind"] == "reported"]
-    assert all("reported" in r.cls.split() and r.attrs["reported"] == "1" for r in rep)
+    assert ranks == {"a": "1–2", "d": "1–2", "c": "3"}
+    # the quick row is listed apart, never ranked among standard rows; RobustBench's in a table of its own
+    (_, _, apart), (_, _, reported) = b.extra
+    assert [(r.record["model"], r.record["why"]) for r in apart.rows] == [("b", "suite quick, not standard")]
+    order = [r.record["model"] for r in reported.sorted_rows()]
+    assert order == ["robustbench:Strong", "robustbench:Standard"]
+    assert all("reported" in r.cls.split() and r.attrs["reported"] == "1" for r in reported.rows)
 
 
 def test_defense_gain_interval_is_newcombes():
@@ -106,11 +108,14 @@ def test_eps_curve_is_the_worst_case_where_measured_and_marks_upper_bounds():
             row("plain", suite="paper", eps=0.01, robust=0.02, n=1000, attacks=seed,
                 checks={"apgd_not_stronger": {"status": "pass", "detail": "ok"}})]
     b = lb.eps_board(rows, {}, {"at", "plain"}, [])
-    rec = {r.record["model"]: r.record for r in b.table.rows}
+    every = b.table.rows + [r for _, _, t in b.extra for r in t.rows]
+    assert [r.record["model"] for r in b.table.rows] == ["at"]      # paper_worst at the headline eps: ranked
+    assert [r.record["model"] for r in b.extra[0][2].rows] == ["plain"]  # the seed protocol only: listed apart
+    rec = {r.record["model"]: r.record for r in every}
     assert rec["at"]["robust_acc@0.03"] == 0.34 and rec["at"]["suite@0.03"] == "paper_worst"
     assert rec["at"]["seed_pgd_acc@0.03"] == 0.38
     assert rec["at"]["basis@0.01"] == "seed" and rec["plain"]["basis@0.01"] == rec["plain"]["basis@0.03"] == "worst"
-    texts = {r.record["model"]: [c.text for c in r.cells] for r in b.table.rows}
+    texts = {r.record["model"]: [c.text for c in r.cells] for r in every}
     assert any(t.startswith("≥") for t in texts["at"]) and not any(t.startswith("≥") for t in texts["plain"])
 
 

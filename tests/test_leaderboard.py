@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -237,7 +236,7 @@ def test_build_writes_pages_and_plots(built):
     assert "| equivariant4 | 4-Layer Equivariant | 0.03 |" in md
     assert "## Linf 8/255" in md and "## L2 0.5" in md and "## CIFAR-10-C (generated)" in md
     assert "[baseline_cnn10_pgdat](models/baseline_cnn10_pgdat.html)" in md
-    assert 'class="row suspect"' in page and "PGD weaker than FGSM" in page
+    assert 'class="row apart suspect"' in page and "PGD weaker than FGSM" in page  # quick: listed, not ranked
     assert page.count("data:image/png;base64,") == 6 and "<script>" in page   # self-contained
     assert 'data-reported="1"' in page and ">Standard</a>" in page            # RobustBench rows interleaved
     assert "src=\"plots/" not in page and "http" not in page.split("<script>")[1]
@@ -265,9 +264,10 @@ def test_rebuild_is_byte_identical(built, tmp_path):
 def test_build_with_few_rows_skips_missing_plots(tmp_path):
     (tmp_path / "rows.jsonl").write_text(json.dumps(fake_row("cascaded4", suite="quick")) + "\n")
     res = lb_page.build(tmp_path / "rows.jsonl", tmp_path)
-    assert [p.name for p in res.plots] == ["board_linf.png"]  # no paper, CLEVER or corruption rows: no such plots
+    assert res.plots == []  # no paper, CLEVER or corruption rows, and a quick row is listed, not ranked: no plots
     md = (tmp_path / "README.md").read_text()
     assert "## Linf 8/255" in md and "## L2 0.5" not in md and "No `paper`-suite rows exist yet" in md
+    assert "No `standard` row at this eps yet: nothing is ranked." in md and "suite quick, not standard" in md
     (tmp_path / "empty.jsonl").write_text("")
     lb_page.build(tmp_path / "empty.jsonl", tmp_path / "empty", plots=False)
     assert (tmp_path / "empty" / "index.html").is_file()
@@ -293,24 +293,27 @@ def test_cli_validate(capsys):
 # the page in a real browser
 # ------------------------------------------------------------------------------------------------
 
+INSTALL_BROWSER = "make browser"  # Debian/Ubuntu as root: apt-get install -y chromium; CI's .ci/run runs it first
+
+
 @pytest.fixture(scope="session")
 def chromium():
-    """Headless Chromium, installed from Debian when missing (skips with the reason when it cannot be)."""
+    """Headless Chromium for the page tests. A test never installs anything: a missing browser skips, naming
+    the command that installs it."""
     exe = lb_browser.find_chromium()
-    if exe is None and shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        cmd = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-        try:
-            if subprocess.run(cmd, env=env, capture_output=True, timeout=900).returncode != 0:
-                subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=300)
-                subprocess.run(cmd, env=env, capture_output=True, timeout=900)
-        except (OSError, subprocess.SubprocessError):
-            pass
-        exe = lb_browser.find_chromium()
     if exe is None:
-        pytest.skip("chromium is not installed and `apt-get install -y chromium` was not possible "
-                    "(needs root and the Debian archive)")
+        pytest.skip(f"chromium is not installed; `{INSTALL_BROWSER}` installs it (apt-get install -y chromium, as root)")
     return exe
+
+
+def test_no_test_installs_a_system_package():
+    """Tests have no side effects on the machine: none runs apt-get (or a pip install outside a temp venv)."""
+    call = re.compile(r"""["'](apt-get|apt|dnf|yum|brew)["']\s*,""")
+    found = [f"{p.name}:{i}" for p in sorted(Path(__file__).parent.glob("*.py"))
+             for i, line in enumerate(p.read_text().splitlines(), 1) if call.search(line)]
+    assert found == []
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.index("make browser") < ci.index("make test")  # CI installs the browser as its own step
 
 
 def _visible_rows(dom: str, table_id: str) -> list[str]:
@@ -370,6 +373,51 @@ def test_reader_switches_tab_sorts_filters_and_opens_a_model_page(built, chromiu
     assert "gradients_nonzero" in page and "shattered or vanishing gradients" in page  # explained from docs/checks.md
     shot = lb_browser.take_full_screenshot(d / "index.html", tmp_path / "page.png", 390)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+PHONE = (390, 844)  # an iPhone 12-15 screen in CSS px
+
+
+@pytest.mark.parametrize("tab", ["linf", "l2", "clever", "c10c-generated"])
+def test_a_phone_shows_each_board_without_sideways_scrolling_and_its_first_ranked_row_on_the_first_screen(
+        built, chromium, tab):
+    """Real Chromium with a 390 px viewport (DevTools device emulation: a headless window cannot be narrower than
+    500 px): the page is exactly as wide as the screen, nothing outside a table's own scroller sticks out, and the
+    board's first ranked row lies entirely within the first 844 px."""
+    d, _, _ = built
+    got = lb_browser.measure_layout(d / "index.html", *PHONE, fragment=tab)
+    assert got["viewport"][0] == PHONE[0] and got["tab"] == tab
+    assert got["scrollWidth"] == PHONE[0] and got["overflowing"] == [], got
+    assert got["first_ranked_top"] is not None and got["first_ranked_bottom"] <= PHONE[1], got
+
+
+def test_each_ranked_board_says_which_protocol_it_ranks_and_lists_the_rest_apart(built):
+    d, _, _ = built
+    page = (d / "index.html").read_text()
+    assert "Ranked: suite <code>standard</code> (AutoAttack: APGD-CE, APGD-T, FAB-T, Square) at Linf 8/255, n = 200" in page
+    assert "Ranked: suite <code>standard</code> (AutoAttack: APGD-CE, APGD-T, FAB-T, Square) at L2 0.5, n = 200" in page
+    linf = json.loads((d / "data" / "linf.json").read_text())
+    listed = {r["model"]: r["listed"] for r in linf if r["kind"] == "measured"}
+    assert listed == {"baseline_cnn10_pgdat": "ranked", "baseline_cnn10_at": "ranked", "equivariant10": "ranked",
+                      "baseline_cnn4": "ranked", "cascaded4": "apart"}       # quick is never ranked with standard
+    assert next(r for r in linf if r["model"] == "cascaded4")["why"] == "suite quick, not standard"
+    ranked = [r for r in linf if r["listed"] == "ranked"]
+    assert all(r["suite"] == "standard" and r["n"] == 200 for r in ranked)
+    for r in linf:  # venue/paper, architecture, extra data and a parameter count for every row
+        assert {"paper", "architecture", "extra_data", "params"} <= set(r) and r["architecture"]
+        assert r["params"] is None or isinstance(r["params"], int)
+    rb = [r for r in linf if r["listed"] == "reported"]
+    assert rb and all(isinstance(r["params"], int) for r in rb if r["model"] == "robustbench:Standard")
+    assert next(r for r in rb if r["model"] == "robustbench:Standard")["params"] == 36479194  # WRN-28-10, built
+
+
+def test_a_smaller_n_is_listed_apart_not_ranked():
+    rows = [fake_row(m, suite="standard", fgsm=None, n=n, robust=acc)
+            for m, n, acc in [("a", 1000, 0.30), ("b", 1000, 0.32), ("c", 200, 0.40), ("d", 100, 0.35)]]
+    board = lb_boards.threat_board(rows, [], {}, set(), "linf", 8 / 255, "linf", "Linf 8/255", "8/255")
+    assert [r.record["model"] for r in board.table.sorted_rows()] == ["b", "a"] and "n = 1000" in board.protocol
+    apart = {r.record["model"]: r.record["why"] for r in board.extra[0][2].rows}
+    assert apart == {"c": "n=200, not 1000", "d": "n=100, not 1000"}
 
 
 def test_committed_rows_build_the_boards(tmp_path):

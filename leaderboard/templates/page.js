@@ -2,6 +2,9 @@
   "use strict";
   var body=document.body;
   body.classList.add("js");
+  // a phone: fold the explanations (validity details, how to read, filters, board notes) so the ranking shows first
+  if(window.matchMedia&&window.matchMedia("(max-width:640px)").matches){
+    Array.prototype.forEach.call(document.querySelectorAll("details.fold"),function(d){d.removeAttribute("open");});}
   function val(td,num){var v=td.getAttribute("data-v");if(v===null)v=td.textContent.trim();
     if(num){var f=parseFloat(v);return isNaN(f)?null:f;}return v.toLowerCase();}
   // sort a table on column col (dir 1 ascending, -1 descending); missing numbers always last
