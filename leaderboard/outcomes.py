@@ -47,16 +47,31 @@ def key_of(row: dict) -> tuple[str, str, str]:
     return row["model"], str(row.get("store_key")), group_of(row)
 
 
+# suite kinds whose rows are means of per-example masks in the runner's layout (clean + one group per threat/eps)
+MASK_KINDS = frozenset({ATTACK_KIND, "spatial", "rotation_curve", "spatial_linf"})
+
+
 @lru_cache(maxsize=None)
 def _other_kinds() -> frozenset[str]:
-    """Shipped suites that are not attack cascades (corruptions, CLEVER, spatial ...): their rows have other records."""
+    """Shipped suites whose rows are not means of runner-layout masks (corruptions, corrupted_adv, CLEVER)."""
     from symbench.bench.suites import SUITE_DIR, load_suite
 
-    return frozenset(p.stem for p in SUITE_DIR.glob("*.toml") if load_suite(p.stem).kind != ATTACK_KIND)
+    return frozenset(p.stem for p in SUITE_DIR.glob("*.toml") if load_suite(p.stem).kind not in MASK_KINDS)
+
+
+@lru_cache(maxsize=None)
+def suite_kind(name: str) -> str:
+    """A shipped suite's kind; a suite symbench does not ship (a submitter's file) counts as an attack suite."""
+    from symbench.bench.suites import UnknownSuiteError, load_suite
+
+    try:
+        return load_suite(name).kind
+    except (UnknownSuiteError, ValueError, OSError):
+        return ATTACK_KIND
 
 
 def needs_outcomes(row: dict) -> bool:
-    """A measured row of an attack suite (shipped or a submitter's): its numbers are means of per-example masks."""
+    """A measured row of an attack or spatial suite (shipped or a submitter's): its numbers are means of masks."""
     return (row.get("kind", "measured") == "measured" and bool(row.get("store_key"))
             and row.get("robust_acc") is not None and not row.get("variant")
             and (row.get("suite") not in _other_kinds() or "outcomes_sha256" in row))

@@ -132,9 +132,11 @@ def select_rows(rows: list[dict], *, model: str | None = None, suite: str | None
 
     from symbench.leaderboard.outcomes import needs_outcomes
 
+    from symbench.leaderboard.outcomes import ATTACK_KIND, suite_kind
+
     best: dict[tuple, dict] = {}
     for r in rows:
-        if not needs_outcomes(r):
+        if not needs_outcomes(r) or suite_kind(r["suite"]) != ATTACK_KIND:  # spatial rows: a grid, not a cascade
             continue
         if model and not fnmatch.fnmatchcase(r["model"], model):
             continue
