@@ -16,6 +16,8 @@ def board_downloads(boards: list, claims: Table, cards: Table) -> dict[str, str]
     out = {}
     # a board's download holds its ranked rows and the ones it lists apart (field "listed" says which)
     tables = [(b.id, [b.table] + [t for _, _, t in b.extra if t.id.startswith(b.id + "-")]) for b in boards]
+    # a table below a board with a shape of its own (``<board>_<what>``: the angle curve, spatial + Linf) is a file too
+    tables += [(t.id, [t]) for b in boards for _, _, t in b.extra if t.id.startswith(b.id + "_")]
     for tid, ts in tables + [("claims", [claims]), ("models", [cards])]:
         recs = [r.record for t in ts for r in t.sorted_rows()]
         out[f"{tid}.json"] = json.dumps(recs, indent=1, default=_json_default, allow_nan=False) + "\n"

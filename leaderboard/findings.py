@@ -19,6 +19,7 @@ from pathlib import Path
 from symbench.paths import package_file
 
 FINDINGS_SPEC = package_file("symbench.leaderboard", "findings.toml")
+SPATIAL_SPEC = package_file("symbench.leaderboard", "findings_spatial.toml")  # issue 24: the Spatial tab's pairs
 BEGIN, END = "<!-- findings:begin -->", "<!-- findings:end -->"
 
 
@@ -31,7 +32,8 @@ class Pairing:
 
 def load_spec(path: str | Path = FINDINGS_SPEC) -> dict:
     spec = tomllib.loads(Path(path).read_text())
-    spec["pairs"] = [Pairing(p["symmetric"], p["plain"], p["why"]) for p in spec["pairs"]]
+    # a pair names its models ``symmetric``/``plain`` (the AT question) or ``a``/``b`` (any other, e.g. spatial)
+    spec["pairs"] = [Pairing(p.get("symmetric", p.get("a")), p.get("plain", p.get("b")), p["why"]) for p in spec["pairs"]]
     return spec
 
 
@@ -50,6 +52,9 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
     min_n = max(need.values())
     out = {"question": spec["question"], "suite": suite, "n_required": min_n, "n_required_by_threat": need,
            "comparisons": [], "missing": []}
+    for k in ("labels", "protocol", "artifact"):  # how the page names the two sides and the suite (defaults: the AT question's)
+        if k in spec:
+            out[k] = spec[k]
     for pair in spec["pairs"]:
         a, b = matching_rows(rows, pair.symmetric, suite), matching_rows(rows, pair.plain, suite)
         for model, got in ((pair.symmetric, a), (pair.plain, b)):
@@ -64,8 +69,9 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
                 if not got:  # no rows at all: named once above
                     continue
                 shown = (got.get(key) or {}).get("eps_display") or f"{eps:g}"
+                eps_arg = f"--eps {threat}={shown} " if threat in ("linf", "l2") else ""  # a spatial suite has one eps
                 out["missing"].append({"model": model, "pair": [pair.symmetric, pair.plain],
-                                       "how": f"symbench bench --model {model} --suite {suite} --eps {threat}={shown} "
+                                       "how": f"symbench bench --model {model} --suite {suite} {eps_arg}"
                                               f"--n {need.get(threat, min_n)}"})
             if short:
                 continue
@@ -92,7 +98,8 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
                                        "how": str(err)})
                 continue
             out["comparisons"].append(entry)
-    out["orbit"] = _orbit_of_at_models(rows, spec)
+    if spec.get("orbit", True):
+        out["orbit"] = _orbit_of_at_models(rows, spec)
     return out
 
 
@@ -110,6 +117,14 @@ def _orbit_of_at_models(rows: list[dict], spec: dict) -> list[dict]:
              "attack_alone": r["orbit"]["robust_acc_no_orbit"]} for _, r in sorted(best.items())]
 
 
+def _labels(findings: dict) -> tuple[str, str]:
+    return tuple(findings.get("labels") or ("symmetric (AT)", "plain (AT)"))
+
+
+def _protocol(findings: dict) -> str:
+    return findings.get("protocol") or "AutoAttack"
+
+
 def _n_text(findings: dict) -> str:
     by = findings.get("n_required_by_threat")
     return ", ".join(f"{n} ({t})" for t, n in by.items()) if by else str(findings["n_required"])
@@ -125,11 +140,12 @@ def write(findings: dict, path: str | Path) -> Path:
 
 def markdown(findings: dict) -> str:
     """The findings as a README/page section: one honest sentence per comparison, then what is missing."""
+    la, lb = _labels(findings)
     lines = [f"**Question:** {findings['question']}", "",
-             f"Suite `{findings['suite']}` (AutoAttack), paired on the same examples, n ≥ {_n_text(findings)}; "
+             f"Suite `{findings['suite']}` ({_protocol(findings)}), paired on the same examples, n ≥ {_n_text(findings)}; "
              "95% Wilson intervals, paired difference with its interval, exact McNemar test.", ""]
     if findings["comparisons"]:
-        lines += ["| symmetric (AT) | plain (AT) | threat | eps | n | robust | robust diff [95%] | p | clean diff [95%] | p |",
+        lines += [f"| {la} | {lb} | threat | eps | n | robust | robust diff [95%] | p | clean diff [95%] | p |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for c in findings["comparisons"]:
             r, k = c["robust"], c["clean"]
@@ -170,7 +186,7 @@ def update_readme(findings: dict, path: str | Path) -> bool:
     return new != text
 
 
-def board(findings: dict, pages: set[str]):
+def board(findings: dict, pages: set[str], board_id: str = "findings", title: str = "AT + symmetry"):
     """The findings as a page tab (``boards.Board``): one row per comparison, the orbit table underneath."""
     from symbench.leaderboard.boards import Board, model_cell
     from symbench.leaderboard.tables import Cell, Col, Table, pct
@@ -185,12 +201,16 @@ def board(findings: dict, pages: set[str]):
         return Cell(f"{100 * m['acc'][i]:.1f}", round(100 * m["acc"][i], 4), sub=f"[{100 * lo:.1f}–{100 * hi:.1f}]",
                     ci=(m["acc"][i], lo, hi))
 
-    t = Table("findings", [Col("symmetric (AT)"), Col("plain (AT)"), Col("threat"), Col("eps"), Col("n", True),
-                           Col("robust % sym", True, "95% Wilson interval underneath"),
-                           Col("robust % plain", True, "95% Wilson interval underneath"),
-                           Col("robust diff (pp)", True, "symmetric minus plain on the same examples"),
+    la, lb = _labels(findings)
+    short = [x.split(" (")[0] for x in (la, lb)]
+    t = Table(board_id, [Col(la), Col(lb), Col("threat"), Col("eps"), Col("n", True),
+                           Col(f"robust % {'sym' if short[0] == 'symmetric' else short[0]}", True,
+                               "95% Wilson interval underneath"),
+                           Col(f"robust % {short[1]}", True, "95% Wilson interval underneath"),
+                           Col("robust diff (pp)", True, f"{short[0]} minus {short[1]} on the same examples"),
                            Col("p", True, "exact McNemar test on the discordant examples"),
-                           Col("clean diff (pp)", True, "clean-accuracy cost of the symmetric model", narrow=False),
+                           Col("clean diff (pp)", True, f"clean-accuracy difference, {short[0]} minus {short[1]}",
+                               narrow=False),
                            Col("reading", narrow=False)])
     for c in findings.get("comparisons", []):
         r, k = c["robust"], c["clean"]
@@ -216,9 +236,10 @@ def board(findings: dict, pages: set[str]):
         extra.append(("Across the symmetry orbit", "rot90/flip/zoom copies, then the attack (`paper` rows' orbit "
                       "column) for the adversarially trained models", o))
     missing = sorted({f"{m['model']}: {m['how']}" for m in findings.get("missing", [])})
-    note = (f"Suite `{findings['suite']}` (AutoAttack), both models on the same examples, n ≥ {_n_text(findings)}: "
+    note = (f"Suite `{findings['suite']}` ({_protocol(findings)}), both models on the same examples, n ≥ {_n_text(findings)}: "
             "accuracies with 95% Wilson intervals, the paired difference with its interval and the exact McNemar "
-            "p-value, from the per-example outcomes in the store (leaderboard/v1/findings.json names the rows and "
-            "the sha256 of each outcome mask).") + (" Not yet measured, so no claim: " + "; ".join(missing)
+            "p-value, from the per-example outcomes in the store ("
+            f"{findings.get('artifact', 'leaderboard/v1/findings.json')} names the rows and the sha256 of each outcome "
+            "mask).") + (" Not yet measured, so no claim: " + "; ".join(missing)
                                                     if missing else "")
-    return Board("findings", "AT + symmetry", findings["question"], note, t, extra=extra, headline="robust diff (pp)")
+    return Board(board_id, title, findings["question"], note, t, extra=extra, headline="robust diff (pp)")

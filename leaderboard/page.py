@@ -23,13 +23,14 @@ from markupsafe import Markup, escape
 from symbench.leaderboard.boards import (LINF_EPS, L2_EPS, Board, acc_cell, clever_board, corruption_boards,
                                          defense_board, eps_board, escalation_effects, model_file, pick_rows,
                                          robust_cell, symmetry_board, threat_board, verdict_cell)
+from symbench.leaderboard.board_spatial import model_spatial, spatial_board
 from symbench.leaderboard.audit import audit as audit_rows, summary as audit_summary
 from symbench.leaderboard.browser import phone_screenshot, take_full_screenshot
 from symbench.leaderboard.cards import cards_table, model_cards, model_params
 from symbench.leaderboard.downloads import board_downloads
 from symbench.leaderboard.claims import CLAIMS_PATH, claims_sentence, claims_table, load_claims, match_claims
 from symbench.leaderboard.plots import (PLOT_PREFIXES, plot_clever, plot_corruptions, plot_model_curves,
-                                        plot_robust_vs_eps, plot_threat_board)
+                                        plot_robust_vs_eps, plot_rotation_curve, plot_threat_board)
 from symbench.leaderboard.rows import (DEFAULT_ROWS, _is_attack, _is_clever, _is_corrupted_adv, _is_corruption, _variant,
                                        fgsm_alone, read_jsonl, validate_rows_file)
 from symbench.leaderboard.sections import check_explanations, protocol, suspect_lines, validity_summary
@@ -149,6 +150,7 @@ def model_context(name: str, rows: list[dict], cards: dict, claims: dict, explai
     if cadv:
         extra.append(("Corrupted + attacked", "Robust accuracy % on corrupted images (severity in the variant) per eps.",
                       _grid(f"cadv-{name}", cadv, lambda v: (v, None), "eps")))
+    extra += model_spatial(name, rows, set())  # no links: the page is its own model's
     sha = card.get("sha256") or next((r.get("ckpt_sha256") for r in reversed(mine) if r.get("ckpt_sha256")), "") or ""
     fam = card.get("family") or next((r.get("family") for r in mine if r.get("family")), "")
     grp = card.get("group") or next((r.get("group") for r in mine if r.get("group")), "")
@@ -186,13 +188,14 @@ def collect(rows_path: Path, reference_path: Path, claims_path: Path, plot_dir: 
     cards = model_cards(sorted(set(names) | {c["model"] for c in claims.get("claims", [])}))
     pages = set(names)
     explain = check_explanations()
-    plots: dict[str, list[Path]] = {"eps": [], "clever": [], "corruptions": []}
+    plots: dict[str, list[Path]] = {"eps": [], "clever": [], "corruptions": [], "rotation": []}
     model_plots: dict[str, Path] = {}
     if plot_dir is not None:
         plot_dir.mkdir(parents=True, exist_ok=True)
         plots["eps"] = plot_robust_vs_eps(rows, refs, claims, cards, plot_dir)
         plots["clever"] = plot_clever(rows, plot_dir)
         plots["corruptions"] = plot_corruptions(rows, plot_dir)
+        plots["rotation"] = plot_rotation_curve(rows, cards, plot_dir)
         for m in names:
             p = plot_model_curves(m, rows, claims, plot_dir)
             if p is not None:
@@ -200,6 +203,7 @@ def collect(rows_path: Path, reference_path: Path, claims_path: Path, plot_dir: 
     boards = [threat_board(rows, refs, cards, pages, "linf", LINF_EPS, "linf", "Linf 8/255", "8/255"),
               threat_board(rows, refs, cards, pages, "l2", L2_EPS, "l2", "L2 0.5", "0.5"),
               eps_board(rows, cards, pages, plots["eps"]), symmetry_board(rows, cards, pages),
+              spatial_board(rows, cards, pages, plots["rotation"], _spatial_findings(rows_path, pages)),
               *corruption_boards(rows, cards, pages, claims, plots["corruptions"]),
               clever_board(rows, cards, pages, plots["clever"]), defense_board(rows, cards, pages)]
     found = rows_path.parent / "findings.json"  # written by `symbench leaderboard findings` from the store
@@ -235,6 +239,16 @@ def collect(rows_path: Path, reference_path: Path, claims_path: Path, plot_dir: 
                 suspect=suspect_lines(rows), protocol=protocol(rows), explain=explain, out_dir=out_dir, models=models,
                 plots=[p for ps in plots.values() for p in ps] + list(model_plots.values()),
                 audit=[e for e in audited if e["status"] in ("unaudited", "failed")], audit_sentence=audit_summary(audited))
+
+
+def _spatial_findings(rows_path: Path, pages: set[str]) -> Board | None:
+    """The spatial pairs (written by `symbench leaderboard findings --spec ...findings_spatial.toml`), if published."""
+    found = rows_path.parent / "findings_spatial.json"
+    if not found.is_file():
+        return None
+    from symbench.leaderboard import findings
+
+    return findings.board(json.loads(found.read_text()), pages, board_id="spatial_findings", title="Spatial findings")
 
 
 class MdSafe(str):

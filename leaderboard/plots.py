@@ -17,7 +17,7 @@ log = logging.getLogger("symbench.leaderboard")
 # Every model on a plot gets its own colour (tab10, then tab20's light shades); adversarially
 # trained models (their card's recipe has `adv`) are dashed, plain baselines drawn thicker. The
 # seed's claims are hollow diamonds in their model's colour, RobustBench's reported numbers stars.
-PLOT_PREFIXES = ("robust_vs_eps_", "clever", "corruptions", "model_", "board_")
+PLOT_PREFIXES = ("robust_vs_eps_", "clever", "corruptions", "model_", "board_", "rotation_curve")
 
 
 def _plt():
@@ -294,3 +294,33 @@ def plot_threat_board(records: list[dict], title: str, path: Path) -> Path | Non
     ax.set_title(title)
     _save(fig, path)
     return path
+
+
+def plot_rotation_curve(rows: list[dict], cards: dict, out_dir: Path) -> list[Path]:
+    """Worst-case accuracy within ±θ vs θ (suite ``rotation_curve``, threat ``rotation``), one line per model."""
+    from symbench.leaderboard.board_spatial import rotation_rows
+
+    rot = rotation_rows(rows)
+    if not rot:
+        log.info("no rotation_curve rows yet: skipping the accuracy-vs-angle plot")
+        return []
+    plt = _plt()
+    models = sorted(rot)
+    styles = _line_styles(models, cards, plt)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for m in models:
+        got = sorted(rot[m].items())
+        ns = sorted({r["n"] for _, r in got})
+        ax.plot([t for t, _ in got], [100 * r["robust_acc"] for _, r in got], marker="o", ms=3,
+                label=m + (" (AT)" if _is_at(m, cards) else "") + f" (n={'/'.join(map(str, ns))})", **styles[m])
+    thetas = sorted({t for got in rot.values() for t in got})
+    ax.set_xscale("symlog", linthresh=15)
+    ax.set_xticks(thetas, [f"{t:g}" for t in thetas])
+    ax.set_xlabel("θ: every whole-degree rotation within ±θ (degrees)")
+    ax.set_ylabel("worst-case accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title("CIFAR-10, suite rotation_curve: worst-case accuracy over rotations within ±θ (θ = 0: clean)")
+    path = out_dir / "rotation_curve.png"
+    _save(fig, path)
+    return [path]
