@@ -150,7 +150,7 @@ def test_no_escalate_is_said_in_the_flagged_rows_and_bench_prints_the_command(ti
 
 
 def _row(model, robust, verdict="trusted", escalated=None):
-    r = {"model": model, "suite": "quick", "suite_id": "quick@1#x", "threat": "linf", "eps": 8 / 255, "n": 200,
+    r = {"model": model, "suite": "standard", "suite_id": "standard@1#x", "threat": "linf", "eps": 8 / 255, "n": 200,
          "clean_acc": 0.8, "robust_acc": robust, "verdict": verdict, "attacks": [], "kind": "measured"}
     if escalated is not None:
         r.update(escalated_robust_acc=escalated, escalation={"effects": [
