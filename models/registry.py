@@ -350,23 +350,17 @@ def create_model(name: str, pretrained: bool = False, checkpoint: str | Path | N
 
 
 def check_factory_kwargs(name: str, factory: Callable[..., nn.Module], kwargs: dict) -> None:
-    """Refuse architecture arguments the factory does not take, naming the ones it does, before building.
-
-    (Without this, ``create_model("cascaded4", dataset="cifar10")`` is a TypeError from deep inside a
-    constructor that names neither the model nor what it accepts.)
-    """
+    """Refuse architecture arguments the factory does not take, naming those it does (not a TypeError from deep
+    inside a constructor naming neither the model nor what it accepts)."""
     import inspect
 
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):  # a builtin or C factory: nothing to check against
         return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    takes = [n for n, p in params.items() if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                                        inspect.Parameter.KEYWORD_ONLY)]
+    takes = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     bad = sorted(set(kwargs) - set(takes))
-    if bad:
+    if bad and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         raise TypeError(f"model {name!r} has no architecture argument(s) {', '.join(bad)}; it takes "
                         f"{', '.join(takes) or 'none'}")
 
