@@ -43,6 +43,9 @@ class ARTFGSM(Attack):
     toolkit = "art"
     batch_size: int = 256
 
+    def progress_budget(self):
+        return 1, "steps"
+
     def run(self, model, x, y, eps):
         from art.attacks.evasion import FastGradientMethod
 

@@ -54,6 +54,22 @@ class _AutoAttack(Attack):
     def configure(self, aa) -> None:
         """Last changes to the built ``AutoAttack`` before it runs (subclasses)."""
 
+    # the standard version's budgets (pyautoattack's set_version('standard')): what progress lines count against
+    _BUDGET = {"apgd-ce": ("iters", 100, "steps"), "apgd-t": ("iters", 100, "steps"), "fab-t": ("iters", 100, "steps"),
+               "square": ("queries", 5000, "queries")}
+
+    def progress_budget(self):
+        if len(self.components) != 1 or self.components[0] not in self._BUDGET:
+            return None
+        comp = self.components[0]
+        field, default, unit = self._BUDGET[comp]
+        n = getattr(self, field) or default
+        if comp in ("apgd-t", "fab-t"):
+            n *= self.targets or 9
+        if comp.startswith("apgd"):
+            n *= self.eot_iter or 1
+        return n, unit
+
 
 def _component(attack_name: str, aa_name: str, doc: str, black_box: bool = False):
     cls = type(f"AA_{attack_name}", (_AutoAttack,), {"__doc__": doc, "__annotations__": {}})

@@ -103,6 +103,17 @@ class Attack:
     def params(self) -> dict:
         return dataclasses.asdict(self)
 
+    def progress_budget(self) -> tuple[int, str] | None:
+        """About how many passes each attacked example gets, for progress lines: ``(n, "steps")`` (gradient
+        steps) or ``(n, "queries")`` (forward passes of a black-box attack); None when unknown."""
+        steps = getattr(self, "steps", None)
+        if not isinstance(steps, int) or isinstance(steps, bool):
+            return None
+        eot = getattr(self, "eot", 1)
+        restarts = getattr(self, "random_init", 1)
+        return steps * max(1, eot if isinstance(eot, int) else 1) * max(1, restarts if isinstance(restarts, int) else 1), \
+            "steps"
+
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
         raise NotImplementedError
 

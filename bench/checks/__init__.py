@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from symbench.bench.attacks import attack_class, create_attack
+from symbench.bench.run.progress import ForwardCounter, Heartbeat
 
 log = logging.getLogger(__name__)
 DOCS = "docs/checks.md"
@@ -301,26 +303,31 @@ def run_checks(model: nn.Module, suite, x: torch.Tensor, y: torch.Tensor, outcom
     ctx = CheckContext(model, suite, outcomes, x[correct], y[correct], norm, eps, seed, draws=draws, x_all=x, y_all=y,
                        store=store)
     results = {}
-    for name, fn in CHECKS.items():
-        if only and name not in only:
-            continue
-        if len(ctx.y) == 0 and name not in ("monotone_in_eps", "apgd_not_stronger"):
-            results[name] = CheckResult("skip", "no clean-correct example to check on")
-            continue
-        try:
-            results[name] = fn(ctx)
-        except Exception as err:  # a check that crashes is itself a finding, never silently 'pass'
-            log.exception("check %s failed to run", name)
-            results[name] = CheckResult("warn", f"check could not run: {type(err).__name__}: {err}")
-    verdict = verdict_of({k: v.to_json() for k, v in results.items()})
-    info = {}
-    if len(ctx.y):
-        from symbench.bench.checks.equivariance import equivariance_errors
+    names = [n for n in CHECKS if not only or n in only]
+    with ForwardCounter(model) as fc, Heartbeat("validity checks", counter=fc) as beat:  # a line every few s
+        for i, name in enumerate(names):
+            if len(ctx.y) == 0 and name not in ("monotone_in_eps", "apgd_not_stronger"):
+                results[name] = CheckResult("skip", "no clean-correct example to check on")
+                continue
+            beat.set(f"{name} ({i + 1}/{len(names)})")
+            t0 = time.monotonic()
+            try:
+                results[name] = CHECKS[name](ctx)
+            except Exception as err:  # a check that crashes is itself a finding, never silently 'pass'
+                log.exception("check %s failed to run", name)
+                results[name] = CheckResult("warn", f"check could not run: {type(err).__name__}: {err}")
+            log.info("check %d/%d %s: %s (%.0f s)", i + 1, len(names), name, results[name].status,
+                     time.monotonic() - t0)
+        info = {}
+        if len(ctx.y):
+            from symbench.bench.checks.equivariance import equivariance_errors
 
-        info["equivariance"] = {"clean": equivariance_errors(model, ctx.x)}
-        pgd_key = ("ta_pgd", None, None, (("steps", 10),))
-        if pgd_key in ctx.cache:
-            info["equivariance"]["adversarial"] = equivariance_errors(model, ctx.cache[pgd_key])
+            beat.set("equivariance errors of the check subset")
+            info["equivariance"] = {"clean": equivariance_errors(model, ctx.x)}
+            pgd_key = ("ta_pgd", None, None, (("steps", 10),))
+            if pgd_key in ctx.cache:
+                info["equivariance"]["adversarial"] = equivariance_errors(model, ctx.cache[pgd_key])
+    verdict = verdict_of({k: v.to_json() for k, v in results.items()})
     return {k: v.to_json() for k, v in results.items()}, verdict, info
 
 

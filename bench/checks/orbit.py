@@ -11,6 +11,7 @@ import torch
 
 from symbench.bench.attacks import create_attack
 from symbench.bench.checks.equivariance import zoom
+from symbench.bench.run.progress import ForwardCounter, Heartbeat
 
 ORBIT = {
     "id": lambda x: x,
@@ -34,17 +35,19 @@ def orbit_outcome(model, x: torch.Tensor, y: torch.Tensor, eps: float, *, attack
     clean = torch.ones(len(y), dtype=torch.bool)
     adv = torch.ones(len(y), dtype=torch.bool)
     per = {}
-    for i, (name, g) in enumerate(transforms.items()):
-        xg = g(x).clamp(0, 1)
-        with torch.no_grad():
-            ok = model(xg).argmax(1) == y
-        clean &= ok.cpu()
-        ok_adv = ok.clone()
-        idx = ok.nonzero().flatten()
-        if len(idx) and eps > 0:
-            x_adv = atk(model, xg[idx], y[idx], eps, seed=seed + i)
+    with ForwardCounter(model) as fc, Heartbeat(f"orbit column eps={eps:.4g}", counter=fc) as beat:  # moving progress
+        for i, (name, g) in enumerate(transforms.items()):
+            xg = g(x).clamp(0, 1)
             with torch.no_grad():
-                ok_adv[idx] = model(x_adv).argmax(1) == y[idx]
-        adv &= ok_adv.cpu()
-        per[name] = ok_adv.float().mean().item()
+                ok = model(xg).argmax(1) == y
+            clean &= ok.cpu()
+            ok_adv = ok.clone()
+            idx = ok.nonzero().flatten()
+            beat.set(f"{name} then {attack} ({i + 1}/{len(transforms)}) on {len(idx)} examples")
+            if len(idx) and eps > 0:
+                x_adv = atk(model, xg[idx], y[idx], eps, seed=seed + i)
+                with torch.no_grad():
+                    ok_adv[idx] = model(x_adv).argmax(1) == y[idx]
+            adv &= ok_adv.cpu()
+            per[name] = ok_adv.float().mean().item()
     return {"clean": clean, "adv": adv, "per_transform": per}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -19,6 +18,10 @@ from torch import nn
 from tqdm import tqdm
 
 from symbench.bench.run.counting import CountingModel
+from symbench.bench.run.cascade import (_attack_batch, _lines_above_bars, _seed, check_attack_record,  # noqa: F401
+                                      check_clean_record, check_partial_record, correct_fraction,
+                                      discard, partial_group)
+from symbench.bench.run.progress import Heartbeat
 from symbench.bench.run.fastpath import layout_for, prepare as prepare_layout
 from symbench.models.code_hash import code_sha256
 from symbench.bench.run.preflight import check_labels
@@ -96,10 +99,6 @@ def check_model_output(model: nn.Module, x: torch.Tensor, num_classes: int) -> N
         raise ValueError("model produced NaN or infinite logits on clean input")
 
 
-def _seed(*parts: int) -> int:
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:4], "little")
-
-
 def _group(threat: Threat, eps: float) -> str:
     return f"{threat.norm}_{eps:.8f}"
 
@@ -147,15 +146,6 @@ def scoring_draws(model: nn.Module, suite: Suite, x: torch.Tensor | None = None)
     if getattr(card, "randomized", False) or (x is not None and forward_is_random(model, x)):
         return k
     return 1
-
-
-@torch.no_grad()
-def correct_fraction(model: nn.Module, x: torch.Tensor, y: torch.Tensor, draws: int) -> torch.Tensor:
-    """(N,) share of ``draws`` fresh forward passes that classify each image correctly."""
-    hits = torch.zeros(len(y), device=y.device)
-    for _ in range(draws):
-        hits += (model(x).argmax(1) == y).float()
-    return hits / draws
 
 
 def row_fields(suite: Suite, outcome: EpsOutcome) -> dict:
@@ -266,26 +256,36 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
             out = EpsOutcome(threat.norm, eps, clean_mask.clone(), clean_mask.clone(),
                              {s.label: torch.zeros(0, dtype=torch.bool) for s in specs}, draws=draws,
                              p_clean=p_clean_all.clone(), layout=layout)
-            bar = tqdm(batches, desc=f"{model_name} {suite.name} {threat.norm} eps={eps:.4f}",
-                       disable=not progress, leave=False)
+            label = f"{model_name} {suite.name} {threat.norm} eps={eps:.4f}"
+            bar = tqdm(batches, desc=label, disable=not progress, leave=False)
             per_batch = []
-            for b, sl in bar:
-                rec = store.get(group, b, index=(sl.start, sl.stop),
-                                check=lambda r, b=b: check_attack_record(r, clean[b], [s.label for s in specs]))
-                if rec is None:
-                    try:
-                        rec = _attack_batch(counted, attacks, specs, x_all[sl], y_all[sl], clean[b].to(device), eps,
-                                            _seed(suite.seed, ti, ei, b), draws=draws, p_clean=p_clean[b].to(device))
-                    except torch.OutOfMemoryError as err:
-                        raise MemoryError(
-                            f"out of {torch.device(device).type} memory attacking batch {b} ({bs} images) of "
-                            f"{suite.name} at {threat.norm} eps={eps:g}: rerun with a smaller --batch-size (e.g. "
-                            f"{max(1, bs // 2)}). Batches finished so far are stored, but --batch-size is part "
-                            "of the run's key (each batch is seeded), so the smaller run starts afresh.") from err
-                    store.put(group, b, rec, index=(sl.start, sl.stop))
-                    if computed is not None:
-                        computed[(group, b)] = with_index(rec, (sl.start, sl.stop))
-                per_batch.append(rec)
+            labels = [s.label for s in specs]
+            with Heartbeat(label, counter=counted, enabled=progress) as beat, _lines_above_bars(progress):
+                for bi, (b, sl) in enumerate(bar):
+                    span = (sl.start, sl.stop)
+                    rec = store.get(group, b, index=span, check=lambda r, b=b: check_attack_record(r, clean[b], labels))
+                    if rec is None:  # attacks this batch finished before an interruption resume from their record
+                        partial = store.get(partial_group(group), b, index=span,
+                                            check=lambda r, b=b: check_partial_record(r, clean[b], labels))
+                        try:
+                            rec = _attack_batch(counted, attacks, specs, x_all[sl], y_all[sl], clean[b].to(device),
+                                                eps, _seed(suite.seed, ti, ei, b), draws=draws,
+                                                p_clean=p_clean[b].to(device), beat=beat,
+                                                where=f"batch {bi + 1}/{len(batches)}", resume=partial,
+                                                on_attack=lambda r, b=b, span=span: store.put(partial_group(group), b,
+                                                                                              r, index=span))
+                        except torch.OutOfMemoryError as err:
+                            raise MemoryError(
+                                f"out of {torch.device(device).type} memory attacking batch {b} ({bs} images) of "
+                                f"{suite.name} at {threat.norm} eps={eps:g}: rerun with a smaller --batch-size (e.g. "
+                                f"{max(1, bs // 2)}). Batches finished so far are stored, but --batch-size is part "
+                                "of the run's key (each batch is seeded), so the smaller run starts afresh.") from err
+                        store.put(group, b, rec, index=span)
+                        if partial is not None or len(specs) > 1:
+                            discard(store, partial_group(group), b)  # the batch's record now holds it all
+                        if computed is not None:
+                            computed[(group, b)] = with_index(rec, span)
+                    per_batch.append(rec)
             if shard:
                 continue
             out.robust = torch.cat([torch.tensor(r["robust"], dtype=torch.bool) for r in per_batch])
@@ -298,78 +298,3 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
                                       else torch.tensor(r["robust"], dtype=torch.float) for r in per_batch])
             outcomes.append(out)
     return outcomes, key
-
-
-def _bool_list(rec: dict, key: str, n: int) -> list[bool]:
-    v = rec[key]
-    if not isinstance(v, list) or len(v) != n or not all(type(i) is bool for i in v):
-        raise ValueError(f"{key!r} must be a list of {n} booleans (one per example of the batch)")
-    return v
-
-
-def check_clean_record(rec: dict, y: torch.Tensor, num_classes: int) -> None:
-    """A clean-pass record covers its batch and agrees with the labels: correct == (pred == y)."""
-    n = len(y)
-    correct = _bool_list(rec, "correct", n)
-    pred = rec["pred"]
-    if not isinstance(pred, list) or len(pred) != n or not all(type(p) is int and 0 <= p < num_classes for p in pred):
-        raise ValueError(f"'pred' must be a list of {n} class indices in 0..{num_classes - 1}")
-    if correct != [p == t for p, t in zip(pred, y.tolist())]:
-        raise ValueError("'correct' disagrees with 'pred' and the labels")
-
-
-def check_attack_record(rec: dict, clean: torch.Tensor, labels: list[str]) -> None:
-    """An attack record covers its batch; robust ⊆ each cumulative mask ⊆ clean, masks only shrink; counts >= 0."""
-    n = len(clean)
-    robust = _bool_list(rec, "robust", n)
-    after = rec["robust_after"]
-    if not isinstance(after, dict) or list(after) != labels:
-        raise ValueError(f"'robust_after' must hold the suite's attacks {labels}, got {list(after)[:8]}")
-    prev = clean.tolist()
-    for label in labels:
-        cur = _bool_list(after, label, n)
-        if any(c and not p for c, p in zip(cur, prev)):
-            raise ValueError(f"robust after {label} marks examples robust that were already broken (or wrong on clean "
-                             "input): cumulative masks must only shrink")
-        prev = cur
-    if robust != prev:
-        raise ValueError("'robust' differs from the mask after the last attack")
-    for k in ("n_forward", "n_backward", "seconds"):
-        v = rec[k]
-        if type(v) not in (int, float) or not v >= 0:
-            raise ValueError(f"{k!r} must be a number >= 0, got {v!r}")
-
-
-def _attack_batch(counted: CountingModel, attacks, specs, x, y, clean: torch.Tensor, eps: float, seed: int,
-                  draws: int = 1, p_clean: torch.Tensor | None = None) -> dict:
-    """Cascade over one batch: each attack only sees the examples every earlier attack failed on.
-
-    With ``draws`` k > 1 (a randomized model) each adversarial example is judged on k fresh draws: an
-    example stays robust (and in the cascade) only while every draw classifies it correctly.
-    ``p_correct`` is the share of draws correct at its worst adversarial example found, so its mean is
-    the expected single-draw accuracy, an upper bound (an example leaves the cascade at its first
-    fooled draw; attacking on until every draw is fooled cost every attack on nearly every example of a
-    noisy defense). With k = 1 this is the plain cascade.
-    """
-    t0 = time.time()
-    f0, b0 = counted.n_forward, counted.n_backward
-    robust = clean.clone()
-    p = (p_clean if p_clean is not None else clean.float()).clone().to(y.device)
-    after, broken_by = {}, [None] * len(y)
-    for ai, (atk, spec) in enumerate(zip(attacks, specs)):
-        idx = robust.nonzero().flatten()
-        if len(idx):
-            x_adv = atk(counted, x[idx], y[idx], eps, seed=_seed(seed, ai))
-            frac = correct_fraction(counted, x_adv, y[idx], draws)
-            still = frac == 1
-            for i in idx[robust[idx] & ~still].tolist():
-                broken_by[i] = spec.label
-            robust[idx] &= still
-            p[idx] = torch.minimum(p[idx], frac)
-        after[spec.label] = robust.tolist()
-    rec = {"robust": robust.tolist(), "robust_after": after, "broken_by": broken_by,
-           "n_forward": counted.n_forward - f0, "n_backward": counted.n_backward - b0,
-           "seconds": time.time() - t0}
-    if draws > 1:
-        rec.update(draws=draws, p_correct=p.tolist())
-    return rec
