@@ -98,10 +98,10 @@ def test_table1_means_are_the_transcripts_mean_row_and_the_mean_of_its_corruptio
 
 
 def test_corrupted_adv_table_shows_the_seed_mean_beside_the_measured_one():
-    rows = [{"model": "cascaded4", "suite_id": "corrupted_adv@1", "variant": "mean/severity5", "eps": 0.02,
+    rows = [{"model": "cascaded4", "suite": "corrupted_adv", "suite_id": "corrupted_adv@1", "variant": "mean/severity5", "eps": 0.02,
              "eps_display": "0.02", "clean_acc": 0.5, "robust_acc": 0.01, "n": 1900, "verdict": "trusted",
              "attacks": [{"label": "art_fgsm", "acc_after": 0.1}]},
-            {"model": "cascaded4", "suite_id": "corrupted_adv@1", "variant": "mean/severity5", "eps": 0.05,
+            {"model": "cascaded4", "suite": "corrupted_adv", "suite_id": "corrupted_adv@1", "variant": "mean/severity5", "eps": 0.05,
              "eps_display": "0.05", "clean_acc": 0.5, "robust_acc": 0.0, "n": 1900, "verdict": "trusted",
              "attacks": [{"label": "art_fgsm", "acc_after": 0.05}]}]
     from symbench.leaderboard.sections import seed_corrupted_means

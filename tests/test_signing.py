@@ -87,8 +87,7 @@ def flip_one_and_rehash(p: Path) -> None:
 
 @pytest.mark.parametrize("forge", [strip_and_mark_all_robust, flip_one_and_rehash])
 def test_forged_attack_records_are_recomputed(forge, tiny_model, det_data, suite_path, tmp_path, caplog):
-    reference = _bench(tiny_model, det_data, suite_path, tmp_path / "ref")
-    _bench(tiny_model, det_data, suite_path, tmp_path)
+    reference = _bench(tiny_model, det_data, suite_path, tmp_path)  # the honest run's rows
     files = _attack_records(tmp_path)
     forged = [p for p in files if any(c and not r for c, r in zip(_clean_of(p), json.loads(p.read_text())["robust"]))]
     assert forged, "the fixture must have broken examples to forge"
@@ -103,8 +102,7 @@ def test_forged_attack_records_are_recomputed(forge, tiny_model, det_data, suite
 
 def test_forged_checks_record_is_recomputed(tiny_model, det_data, suite_path, tmp_path, caplog):
     """Forgery 3: a cached checks record edited (every check passes, verdict trusted, or the reverse) and rehashed."""
-    reference = _bench(tiny_model, det_data, suite_path, tmp_path / "ref", checks=True)
-    _bench(tiny_model, det_data, suite_path, tmp_path, checks=True)
+    reference = _bench(tiny_model, det_data, suite_path, tmp_path, checks=True)  # the honest run's rows
     (p,) = list((tmp_path / "store").rglob("checks/b00000.json"))
     rec = json.loads(p.read_text())
     meta = rec.pop(INTEGRITY)
