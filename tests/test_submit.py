@@ -74,7 +74,7 @@ def write_submission(tmp_path: Path, name: str, *, forward: str | None = None, c
         sha = sha256_file(ckpt)
     if card is None:
         card = f'description="test net", paper="none: unit test", sha256="{sha}", checkpoint="{ckpt.name}"'
-    src = (f"import torch\nfrom torch import nn\nfrom models import register_model\n{net_src}\n\n"
+    src = (f"import torch\nfrom torch import nn\nfrom symbench.models import register_model\n{net_src}\n\n"
            f"@register_model({name!r}, group='C1', {card})\ndef {name}(num_classes=10):\n    return Net()\n")
     path = tmp_path / f"{name}.py"
     path.write_text(src)
