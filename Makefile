@@ -9,7 +9,7 @@ DATA_DIR ?= $(or $(SYMBENCH_DATA),$(wildcard ../shared/data))
 OUT     ?=
 ARGS    ?=
 
-.PHONY: bench test browser perf gpu-check device-bundle venv list leaderboard clean
+.PHONY: bench test browser perf perf-fast perf-agree gpu-check device-bundle venv list leaderboard clean
 
 venv: .venv/.installed
 
@@ -30,8 +30,14 @@ browser:  ## headless Chromium for the page tests (Debian/Ubuntu, as root); .ci/
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
 
-perf: venv
+perf: venv perf-fast
 	$(PY) -m symbench.bench.perf $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+perf-fast: venv  ## the fast path (--fast) vs eager on the standard suite, suite time vs its passes, the board's CPU-hours
+	nice -n 10 $(PY) -m symbench.bench.perf.fastpath $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+
+perf-agree: venv  ## the fast path's per-example outcomes equal eager's on quick and standard, one model per family (slow)
+	nice -n 10 $(PY) -m pytest -q -m slow tests/test_fastpath.py
 
 gpu-check: venv  ## on a GPU machine: CPU vs CUDA outcomes, GPU speed-up, one CUDA training epoch, perf on CUDA
 	$(PY) -m symbench.bench.perf.gpu_check $(if $(DATA_DIR),--data-dir $(DATA_DIR))

@@ -230,3 +230,25 @@ def test_fast_path_outcomes_equal_eager(name, suite_name, monkeypatch, tmp_path)
     flips = {k: int((v != fast["masks"][k]).sum()) for k, v in eager["masks"].items()}
     assert sum(flips.values()) == 0, (f"{name} ({fast['layout']}): per-example outcomes that differ from eager, "
                                       f"of {AGREEMENT_N}: {({k: v for k, v in flips.items() if v})}")
+
+
+def test_board_cost_from_the_rows_own_counts(tmp_path, monkeypatch):
+    """Known answer: eager 1 / 2 ms per image (forward / forward+backward), fast 0.5 / 1 ms; a row of 1M
+    forwards, 200k of them with backward, 3600 s wall on 2 threads, n=100."""
+    from symbench.bench.perf import fastpath as perf
+
+    monkeypatch.setattr(perf, "pass_times", lambda model, layouts, batch, reps=3: {
+        lay: ({"fwd": 1.0, "fwd_bwd": 2.0} if lay is None else {"fwd": 0.5, "fwd_bwd": 1.0}) for lay in layouts})
+    row = {"model": "baseline_cnn4", "suite": "standard", "suite_id": "standard@1#x", "threat": "linf", "eps": 0.03,
+           "n": 100, "n_forward": 1_000_000, "n_backward": 200_000, "wall_seconds": 3600.0,
+           "device": "cpu:x86_64x2threads", "store_key": "k"}
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n")  # published twice, computed once
+    b = perf.board_cost(rows, batch=8)
+    h = b["hours"]
+    assert b["rows"] == 1 and b["layouts"]["baseline_cnn4"] == f"{CHANNELS_LAST}+{FOLD_BN}"
+    assert h["compute_eager"] == pytest.approx(1200 / 3600, abs=1e-3)  # 800k x 1 ms + 200k x 2 ms
+    assert h["compute_fast"] == pytest.approx(600 / 3600, abs=1e-3)
+    assert h["eager"] == pytest.approx(2.0, abs=1e-3)                  # 3600 s x 2 threads
+    assert h["fast"] == pytest.approx(2.0 - 600 / 3600, abs=1e-3)      # minus the compute the fast path saves
+    assert h["eager_10k"] == pytest.approx(200.0, abs=1e-2)            # n=100 -> 10,000
