@@ -20,7 +20,6 @@ from symbench.paths import package_file
 
 FINDINGS_SPEC = package_file("symbench.leaderboard", "findings.toml")
 SPATIAL_SPEC = package_file("symbench.leaderboard", "findings_spatial.toml")  # issue 24: the Spatial tab's pairs
-BEGIN, END = "<!-- findings:begin -->", "<!-- findings:end -->"
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,8 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
     min_n = max(need.values())
     out = {"question": spec["question"], "suite": suite, "n_required": min_n, "n_required_by_threat": need,
            "comparisons": [], "missing": []}
-    for k in ("labels", "protocol", "artifact"):  # how the page names the two sides and the suite (defaults: the AT question's)
+    # how the page names the two sides and the suite, and the README section it fills (defaults: the AT question's)
+    for k in ("labels", "protocol", "artifact", "marker"):
         if k in spec:
             out[k] = spec[k]
     for pair in spec["pairs"]:
@@ -175,12 +175,16 @@ def markdown(findings: dict) -> str:
 
 
 def update_readme(findings: dict, path: str | Path) -> bool:
+    """Rewrite the section between ``<!-- <marker>:begin -->`` and its end (marker ``findings`` unless the spec
+    names another, so each spec fills its own section); a README without the markers is left alone."""
     import re
 
     path = Path(path)
     text = path.read_text()
-    new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), BEGIN + "\n" + markdown(findings) + "\n" + END, text,
-                 flags=re.S)
+    marker = findings.get("marker", "findings")
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    new = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: begin + "\n" + markdown(findings) + "\n" + end,
+                 text, flags=re.S)
     if new != text:
         path.write_text(new)
     return new != text

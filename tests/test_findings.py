@@ -84,3 +84,17 @@ def test_a_pair_measured_at_one_threat_only_names_the_missing_half():
     assert got["comparisons"] == []
     assert [m["model"] for m in got["missing"]] == ["plain"]
     assert "--eps l2=0.5 --n 500" in got["missing"][0]["how"]
+
+
+def test_each_spec_fills_its_own_readme_section(tmp_path):
+    """The spatial spec names marker findings_spatial: its README rewrite leaves the AT section untouched."""
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- findings:begin -->\nAT text\n<!-- findings:end -->\nmiddle\n"
+                      "<!-- findings_spatial:begin -->\nold\n<!-- findings_spatial:end -->\nend\n")
+    spatial = findings.compute([], spec=findings.load_spec(findings.SPATIAL_SPEC))
+    assert spatial["marker"] == "findings_spatial"
+    assert findings.update_readme(spatial, readme)
+    text = readme.read_text()
+    assert "AT text" in text and "old" not in text
+    assert spatial["question"] in text.split("<!-- findings_spatial:begin -->")[1]
+    assert not findings.update_readme(spatial, readme)          # already current
