@@ -156,7 +156,11 @@ def spatial_board(rows: list[dict], cards: dict, pages: set[str], plots: list[Pa
             "it is classified correctly under every one of the 775 grid transforms and every one of 10 seeded random "
             "tries. Robust % is that worst case (exact over the grid; a finer-grid spot check fails a row the grid "
             "over-reports by more than 2 points); random-10 % is the random tries alone, the paper's weaker second "
-            "number. These are not Lp threats: the rows rank against each other only."
+            "number. These are not Lp threats: the rows rank against each other only. The defended models "
+            "(`<model>+equi_defense`, seed 2) are left out: each of their forwards runs the defense's 5 steps over 6 "
+            "views (31 base passes, most with a backward) and draws fresh noise, so the 775-transform grid at n = 1000 "
+            "is ~24 million base passes per draw, 5-9 CPU-hours per model per draw here, and a randomized model "
+            "needs several draws to be scored honestly."
             + (" Not yet measured: " + "; ".join(missing) + "." if missing else ""))
     board = Board("spatial", "Spatial", "What does a small rotation or shift do to the model, in the worst case?", note,
                   t, plots=list(plots or []), headline="robust %",
