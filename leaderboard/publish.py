@@ -42,13 +42,38 @@ def check_publishable(suite: str, n: int | None, force: bool = False) -> None:
                          "for the board's numbers; drop --publish (rows still go to your user directory) or add --force")
 
 
+def unescalated(rows: list[dict]) -> list[dict]:
+    """Rows a hidden- or noisy-gradient check flagged that carry neither an escalated number nor a stated skip."""
+    from symbench.bench.checks.escalate import flagged
+
+    return [r for r in rows if flagged(r) and r.get("escalated_robust_acc") is None and not r.get("escalation_skipped")]
+
+
+def check_escalated(rows: list[dict], no_escalate: bool = False) -> list[dict]:
+    """Issue 26: a flagged number is a broken number, so no path publishes one unescalated by accident. ``bench
+    --publish`` and ``submit`` escalate before they get here; ``leaderboard add`` of a flagged row made without
+    escalation is refused with the command that escalates it, unless ``no_escalate`` (the rows then say so)."""
+    from symbench.bench.checks.escalate import escalate_command
+
+    bad = unescalated(rows)
+    if not bad:
+        return rows
+    if not no_escalate:
+        raise ValueError(f"{len(bad)} row(s) were flagged for hidden or noisy gradients and carry no escalated number; "
+                         "escalate them first (or publish with --no-escalate, which the rows then say):\n  "
+                         + "\n  ".join(escalate_command(r) for r in bad[:10]))
+    ids = {id(r) for r in bad}
+    return [{**r, "escalation_skipped": "--no-escalate at publish"} if id(r) in ids else r for r in rows]
+
+
 def publish_rows(rows: list[dict], board: str | Path | None = None, force: bool = False,
-                 store: str | Path | None = None) -> tuple[Path, int]:
+                 store: str | Path | None = None, no_escalate: bool = False) -> tuple[Path, int]:
     """Validate and append ``rows`` to the published board with their per-example outcomes; returns (board, added).
 
     Every attack row's outcomes are read from ``store`` (default: the user's), checked against the row's
     numbers and appended to the board's ``outcomes.jsonl``; the row carries their sha256. A row whose
-    run is not in the store is refused: a published number must come with the masks it is the mean of.
+    run is not in the store is refused: a published number must come with the masks it is the mean of. A row
+    flagged for hidden or noisy gradients without an escalated number is refused unless ``no_escalate``.
     """
     from symbench.bench.run.records import append_rows, validate_row
     from symbench.paths import publish_target
@@ -60,6 +85,7 @@ def publish_rows(rows: list[dict], board: str | Path | None = None, force: bool 
                          "(use --force to publish them anyway):\n  " + "\n  ".join(short[:10]))
     for r in rows:
         validate_row(r)
+    rows = check_escalated(rows, no_escalate)
     from symbench.leaderboard.outcomes import attach, beside
 
     rows = attach(rows, store, beside(target))

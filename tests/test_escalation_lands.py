@@ -251,3 +251,28 @@ def test_publish_escalates_by_default_and_plain_bench_keeps_it_opt_in():
     assert kw("--escalate", "--surrogate", "baseline_cnn4") == {"escalate": True, "surrogate": "baseline_cnn4"}
     sub = build_parser().parse_args(["submit", "--model", "m"])
     assert sub.no_escalate is False and sub.surrogate is None
+
+
+def test_leaderboard_add_refuses_a_flagged_row_without_an_escalated_number(tmp_path, capsys):
+    """The one publish path that does not escalate (rows made elsewhere) refuses them before touching the board."""
+    from symbench.cli import main
+    from symbench.leaderboard.publish import check_escalated
+
+    flagged = {**_row("hider", 0.56, verdict="suspect"),
+               "checks": {"gradients_nonzero": {"status": "fail", "detail": "97% zero"}}}
+    escalated = {**flagged, "escalated_robust_acc": 0.01}
+    fine = _row("plain", 0.3)
+    assert check_escalated([fine, escalated]) == [fine, escalated]
+    with pytest.raises(ValueError, match="flagged for hidden or noisy gradients") as e:
+        check_escalated([fine, flagged])
+    assert "--model hider" in str(e.value) and "--escalate" in str(e.value)
+    kept = check_escalated([fine, flagged], no_escalate=True)
+    assert kept[1]["escalation_skipped"] == "--no-escalate at publish" and "escalation_skipped" not in flagged
+    from symbench.paths import published_rows
+
+    real = next(r for r in read_rows(published_rows()) if r.get("checks", {}).get("gradients_nonzero"))
+    real = {**real, "checks": {**real["checks"], "gradients_nonzero": {"status": "fail", "detail": "97% zero"}}}
+    src, board = tmp_path / "rows.jsonl", tmp_path / "board.jsonl"
+    src.write_text(json.dumps(real) + "\n")
+    assert main(["leaderboard", "add", str(src), "--board", str(board), "--force"]) != 0
+    assert "escalate them first" in capsys.readouterr().err and not board.exists()

@@ -249,7 +249,7 @@ def _cmd_add(args) -> int:
     rows = [r for r in read_rows(src) if not args.model or r["model"] == args.model]
     if not rows:
         raise ValueError(f"no rows to publish in {src}" + (f" for model {args.model!r}" if args.model else ""))
-    target, added = publish_rows(rows, args.board, force=args.force, store=args.store)
+    target, added = publish_rows(rows, args.board, force=args.force, store=args.store, no_escalate=args.no_escalate)
     print(f"published {added} new row(s) of {len(rows)} (with their per-example outcomes) to {target}; rebuild the pages with "
           f"`symbench leaderboard build --publish`")
     return 0

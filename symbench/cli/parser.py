@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="publish rows with n below their suite's n")
     s.add_argument("--store", help="the store holding the rows' per-example outcomes, published with them (default: "
                                    "$SYMBENCH_HOME/store)")
+    s.add_argument("--no-escalate", action="store_true", help="publish rows flagged for hidden or noisy gradients "
+                   "without an escalated number (refused by default); the rows say so")
     s.set_defaults(func=_cmd_add)
     s = lsub.add_parser("findings", help="does symmetry help under adversarial training? paired tests from the store")
     s.add_argument("--rows", nargs="+", help="rows files (default: the published rows and yours)")
