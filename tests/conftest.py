@@ -82,6 +82,21 @@ def train_tiny(data, steps=150, seed=0) -> nn.Module:
     return model.eval()
 
 
+INSTALL_BROWSER = "make browser"  # Debian/Ubuntu as root: apt-get install -y chromium; CI's .ci/run runs it first
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Chromium for the page tests. A test never installs anything: a missing browser skips, naming
+    the command that installs it."""
+    from symbench.leaderboard import browser as lb_browser
+
+    exe = lb_browser.find_chromium()
+    if exe is None:
+        pytest.skip(f"chromium is not installed; `{INSTALL_BROWSER}` installs it (apt-get install -y chromium, as root)")
+    return exe
+
+
 @pytest.fixture(scope="session")
 def tiny_data():
     return make_data()

@@ -293,17 +293,7 @@ def test_cli_validate(capsys):
 # the page in a real browser
 # ------------------------------------------------------------------------------------------------
 
-INSTALL_BROWSER = "make browser"  # Debian/Ubuntu as root: apt-get install -y chromium; CI's .ci/run runs it first
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    """Headless Chromium for the page tests. A test never installs anything: a missing browser skips, naming
-    the command that installs it."""
-    exe = lb_browser.find_chromium()
-    if exe is None:
-        pytest.skip(f"chromium is not installed; `{INSTALL_BROWSER}` installs it (apt-get install -y chromium, as root)")
-    return exe
+# the `chromium` fixture lives in conftest.py (the Spatial tab's browser test uses it too)
 
 
 def test_no_test_installs_a_system_package():

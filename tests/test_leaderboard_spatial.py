@@ -154,3 +154,29 @@ def test_shipped_spatial_spec_names_the_issue_pairs():
             ("baseline_cnn4", "baseline_cnn4_rotaug"), ("equivariant4", "equivariant4_c8")} <= pairs
     assert {a for a, b in pairs if b == "baseline_cnn10_pgdat"} == {
         "equivariant10_pgdat", "cascaded10_pgdat", "parallel_rot10_pgdat", "baseline_cnn10_narrow_pgdat"}
+
+
+def test_the_spatial_tab_renders_in_a_real_browser_and_on_a_phone(measured, tmp_path, chromium):
+    """Real Chromium: a click on the Spatial tab shows the ranked spatial table (one row per model, best first)
+    and the angle table; at 390 px nothing sticks out and the first ranked row is on the first screen."""
+    import re
+
+    from symbench.leaderboard import browser as lb_browser
+
+    _, rows = measured
+    append_rows(tmp_path / "rows.jsonl", rows)
+    lb_page.build(tmp_path / "rows.jsonl", tmp_path / "site")
+    index = tmp_path / "site" / "index.html"
+    dom = lb_browser.dump_dom_after(index, "document.querySelector('.tabs a[data-tab=\"spatial\"]').click();")
+    assert 'data-js="ready"' in dom, "the page's script did not run"
+    board = re.search(r'<section class="([^"]*)" id="spatial"', dom)
+    assert board and "active" in board.group(1).split(), "the Spatial board is not the one shown after the click"
+    assert re.search(r'<section class="[^"]*\bactive\b[^"]*" id="(?!spatial")', dom) is None  # one board at a time
+    table = re.search(r'<table class="sortable" id="t-spatial".*?</table>', dom, re.S).group(0)
+    ranked = re.findall(r'<tr class="row[^"]*\branked\b[^"]*"[^>]*data-model="([^"]+)"', table)
+    by = {r["model"]: r["robust_acc"] for r in rows if r["threat"] == "spatial"}
+    assert ranked == sorted(by, key=lambda m: -by[m])
+    assert "Accuracy vs rotation angle" in dom
+    got = lb_browser.measure_layout(index, 390, 844, fragment="spatial")
+    assert got["tab"] == "spatial" and got["scrollWidth"] == 390 and got["overflowing"] == [], got
+    assert got["first_ranked_top"] is not None and got["first_ranked_bottom"] <= 844, got
