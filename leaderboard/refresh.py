@@ -79,11 +79,14 @@ def trained_models(pattern: str = "*") -> dict[str, str]:
 
 def refresh(*, executor="local", address=None, shards=None, models="*", suites=DEFAULT_SUITES,
             rows=None, data_dir=None, store=None, device=None,
-            progress=True, dry_run=False, n=None) -> list[tuple[str, str, str]]:
+            progress=True, dry_run=False, n=None, publish=False, escalate=True) -> list[tuple[str, str, str]]:
     """Plan, then (unless ``dry_run``) run every missing or stale pair and append its rows to ``rows``.
 
     ``n`` overrides every suite's example count (e.g. ``standard`` at n=200 on a CPU): rows are current
-    when they were run with that n, and new runs use it.
+    when they were run with that n, and new runs use it. With ``publish`` (``rows`` is then the board) each
+    pair's rows go through :func:`publish_rows` as the pair finishes, with their per-example outcomes, and a
+    row flagged for hidden or noisy gradients is escalated first unless ``escalate`` is False (issue 26: the
+    same default as ``bench --publish``; the rows then say ``--no-escalate``).
     """
     from symbench.paths import user_rows
     from symbench.bench.run.executors import BenchJob, make_executor
@@ -94,8 +97,16 @@ def refresh(*, executor="local", address=None, shards=None, models="*", suites=D
     plan = plan_refresh(read_rows(rows), trained_models(models), {s: load_suite(s).with_overrides(n=n) for s in suites})
     if dry_run or not plan:
         return plan
-    kwargs = dict(data_dir=data_dir, out=rows, store=store, device=device, progress=progress, n=n)
+    kwargs = dict(data_dir=data_dir, out=None if publish else rows, store=store, device=device, progress=progress, n=n)
+    if publish:
+        from symbench.leaderboard.publish import check_publishable, publish_rows
+
+        for s in {s for _, s, _ in plan}:
+            check_publishable(s, n)
+        kwargs.update({"escalate": True} if escalate else {"escalate_skipped": "--no-escalate"})
     jobs = [BenchJob(m, s, dict(kwargs)) for m, s, _ in plan]
     for job, got in make_executor(executor, address=address, shards=shards).run(jobs):
         log.info("%s %s: %d row(s)", job.model_name, job.suite_name, len(got))
+        if publish:
+            publish_rows(got, rows, store=store)
     return plan

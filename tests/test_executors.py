@@ -168,3 +168,33 @@ def test_shard_refuses_a_suite_without_batches(tiny_model, tiny_data, tmp_path):
     with pytest.raises(ValueError, match="no example batches to shard"):
         commands.bench("tiny", "clever", model=tiny_model, data=tiny_data, store=str(tmp_path), shard=(0, 2),
                        progress=False)
+
+
+def test_refresh_publish_escalates_and_publishes_each_pair_with_its_outcomes(suite_path, tmp_path, monkeypatch):
+    """``refresh --publish`` goes through publish_rows (outcomes attached, flagged rows refused unescalated) pair by
+    pair, running each with escalation unless --no-escalate; it never appends to the board behind its back."""
+    from symbench.bench.run import executors
+    from symbench.leaderboard import publish, refresh as R
+
+    monkeypatch.setattr(R, "trained_models", lambda models="*": {"a": "A1", "b": "B1"})
+    ran, published = [], []
+
+    class Fake:
+        def run(self, jobs):
+            for job in jobs:
+                ran.append(job.kwargs)
+                yield job, [{"model": job.model_name}]
+
+    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: Fake())
+    monkeypatch.setattr(publish, "publish_rows", lambda rows, board, store=None: published.append((rows, board)))
+    board = tmp_path / "board.jsonl"
+    plan = R.refresh(suites=[suite_path], rows=board, publish=True)
+    assert [m for m, _, _ in plan] == ["a", "b"]
+    assert all(k["escalate"] is True and k["out"] is None for k in ran)
+    assert published == [([{"model": "a"}], board), ([{"model": "b"}], board)]
+    ran.clear()
+    R.refresh(suites=[suite_path], rows=board, publish=True, escalate=False)
+    assert all(k["escalate_skipped"] == "--no-escalate" and "escalate" not in k for k in ran)
+    ran.clear()
+    R.refresh(suites=[suite_path], rows=tmp_path / "mine.jsonl")           # a user's refresh: unchanged
+    assert all(k["out"] == tmp_path / "mine.jsonl" and "escalate" not in k for k in ran)

@@ -227,7 +227,8 @@ def _cmd_refresh(args) -> int:
     rows = args.rows or (publish_target() if args.publish else user_rows())
     plan = refresh(executor=args.executor, address=args.address, shards=args.shards, models=args.models,
                    suites=suites, rows=rows, data_dir=_data_dir(args), store=args.store, device=args.device,
-                   progress=not args.no_progress, dry_run=args.dry_run or args.plain, n=args.n)
+                   progress=not args.no_progress, dry_run=args.dry_run or args.plain, n=args.n,
+                   publish=args.publish, escalate=not args.no_escalate)
     if args.plain:  # for scripts (examples/slurm/submit_all.sh): one "model suite" per line, nothing else
         print("\n".join(f"{model} {suite}" for model, suite, _ in plan))
         return 0

@@ -149,7 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--plain", action="store_true", help="implies --dry-run; print only MODEL SUITE lines, for scripts")
     s.add_argument("--rows", help="rows file to check and append to (default: yours; with --publish the checkout's "
                                   "leaderboard/v1/rows.jsonl)")
-    s.add_argument("--publish", action="store_true", help="refresh the published board")
+    s.add_argument("--publish", action="store_true", help="refresh the published board: each pair's rows are "
+                   "published with their outcomes as it finishes, flagged rows escalated first")
+    s.add_argument("--no-escalate", action="store_true", help="with --publish: do not escalate flagged rows; the rows "
+                   "say so")
     s.add_argument("--data-dir", help="CIFAR-10 directory (default: $SYMBENCH_DATA, then shared/data)")
     s.add_argument("--store", help="per-example outcome store (default: $SYMBENCH_HOME/store)")
     s.add_argument("--device", help="driver device for checks and local runs (default: cuda if available)")
