@@ -14,13 +14,11 @@ from symbench.bench.attacks.spatial import SpatialGrid, evaluate_transforms, pac
 from symbench.bench.data import ImageData
 from symbench.bench.kinds.spatial_checks import _checks_fields, _finer_grid_check, identity_check
 from symbench.bench.kinds.spatial_setup import (GRID_EXACT, ORDER, _batches, _bools, _get_clean, _group, _prepare,
-                                                _progress, grid_of, log)
+                                                _progress, grid_of, log, open_store)
 from symbench.bench.run.counting import CountingModel
 from symbench.bench.run.records import make_row
-from symbench.bench.run.runner import EpsOutcome, _seed, defense_settings
-from symbench.bench.run.store import Store, run_key
+from symbench.bench.run.runner import EpsOutcome, _seed
 from symbench.bench.suites import Suite, register_suite_kind
-from symbench.models.code_hash import code_sha256
 
 def _grid_record(counted: CountingModel, x, y, clean: torch.Tensor, grid: SpatialGrid, conv: str, bar,
                  *, topk: int = 0, tries: int = 0, seed: int = 0, start: int = 0) -> dict:
@@ -69,11 +67,7 @@ def run_spatial(model: nn.Module, suite: Suite, data: ImageData, *, model_name: 
     grid, conv = grid_of(suite), str(suite.option("interpolation", "bilinear"))
     tries = int(suite.option("random_tries", 10))
     bs = suite.batch_size
-    key = run_key(kind="spatial", model=fp, code=code_sha256(model), suite=suite.sha256, data=data.sha256,
-                  n=len(data), seed=suite.seed, batch_size=bs, **defense_settings(model))
-    store = Store(store_root, model_name, key)
-    store.write_meta({"model": model_name, "suite": suite.id, "data": data.source, "data_sha256": data.sha256,
-                      "n": len(data), "batch_size": bs, "kind": "spatial"})
+    store = open_store("spatial", model, fp, model_name, suite, data, store_root)
     group = _group("spatial", grid.max_rotation)
     grid_label, random_label = f"grid[{grid.size}]", f"random{tries}"
     labels = [grid_label] + ([random_label] if tries else [])
@@ -124,7 +118,7 @@ def run_spatial(model: nn.Module, suite: Suite, data: ImageData, *, model_name: 
                               "example's position") if tries else None,
              "robust_is": "correct on the clean image, every grid point" + (" and every random try" if tries else "")}
     row = make_row(model_name=model_name, card=card, ckpt_sha256=fp, suite=suite, outcome=outcome, data=data,
-                   device=device, store_key=key, extra={
+                   device=device, store_key=store.key, extra={
                        "eps_display": f"±{grid.max_rotation:g}°, ±{grid.max_translation:g} px", "spatial": block,
                        **_checks_fields(checks)})
     log.info("%s %s: clean %.3f, grid %.3f (%d transforms, exact over the grid), random-%d %s, worst case %.3f [%s]",

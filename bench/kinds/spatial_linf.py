@@ -16,13 +16,11 @@ from symbench.bench.data import ImageData
 from symbench.bench.kinds.spatial_checks import _checks_fields, identity_check
 from symbench.bench.kinds.spatial_grid import _check_grid_record, _grid_record
 from symbench.bench.kinds.spatial_setup import (ORDER, _batches, _bools, _get_clean, _group, _prepare, _progress,
-                                                grid_of, log)
+                                                grid_of, log, open_store)
 from symbench.bench.run.counting import CountingModel
 from symbench.bench.run.records import make_row
-from symbench.bench.run.runner import EpsOutcome, _seed, defense_settings
-from symbench.bench.run.store import Store, run_key
+from symbench.bench.run.runner import EpsOutcome, _seed
 from symbench.bench.suites import Suite, register_suite_kind
-from symbench.models.code_hash import code_sha256
 
 @register_suite_kind("spatial_linf")
 def run_spatial_linf(model: nn.Module, suite: Suite, data: ImageData, *, model_name: str, store_root=None,
@@ -34,11 +32,7 @@ def run_spatial_linf(model: nn.Module, suite: Suite, data: ImageData, *, model_n
     spec, threat = suite.attacks[0], suite.threats[0]
     attack = spec.build(threat.norm)
     bs = suite.batch_size
-    key = run_key(kind="spatial_linf", model=fp, code=code_sha256(model), suite=suite.sha256, data=data.sha256,
-                  n=len(data), seed=suite.seed, batch_size=bs, eps=list(threat.eps), **defense_settings(model))
-    store = Store(store_root, model_name, key)
-    store.write_meta({"model": model_name, "suite": suite.id, "data": data.source, "data_sha256": data.sha256,
-                      "n": len(data), "batch_size": bs, "kind": "spatial_linf"})
+    store = open_store("spatial_linf", model, fp, model_name, suite, data, store_root, eps=list(threat.eps))
     counted = CountingModel(model, num_classes)
     x_all, y_all = data.x, data.y.to(device)
     batches = _batches(len(data), bs)
@@ -96,7 +90,7 @@ def run_spatial_linf(model: nn.Module, suite: Suite, data: ImageData, *, model_n
                  "bound": (f"upper bound on the combined worst case: only each example's {k} highest-loss grid "
                            f"transforms (of {grid.size}) are attacked")}
         rows.append(make_row(model_name=model_name, card=card, ckpt_sha256=fp, suite=suite, outcome=outcome,
-                             data=data, device=device, store_key=key, extra={
+                             data=data, device=device, store_key=store.key, extra={
                                  "spatial_linf": block, **_checks_fields({"identity_is_clean": ident})}))
         log.info("%s %s eps=%s: clean %.3f, grid %.3f, grid + %s on the top %d: %.3f (an upper bound)", model_name,
                  suite.id, rows[-1]["eps_display"], outcome.clean_acc, block["grid_acc"], spec.label, k,

@@ -14,13 +14,12 @@ from torch import nn
 from symbench.bench.attacks.spatial import evaluate_transforms, pack_bits, rotation_transforms, unpack_bits
 from symbench.bench.data import ImageData
 from symbench.bench.kinds.spatial_checks import _checks_fields, _subset, finer_status, identity_check
-from symbench.bench.kinds.spatial_setup import _batches, _get_clean, _group, _prepare, _progress, log
+from symbench.bench.kinds.spatial_setup import _batches, _get_clean, _group, _prepare, _progress, log, open_store
 from symbench.bench.run.counting import CountingModel
 from symbench.bench.run.records import make_row
-from symbench.bench.run.runner import EpsOutcome, defense_settings
-from symbench.bench.run.store import Store, run_key
+from symbench.bench.run.runner import EpsOutcome
+from symbench.bench.run.store import Store
 from symbench.bench.suites import Suite, register_suite_kind
-from symbench.models.code_hash import code_sha256
 
 def min_broken_angle(correct: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """(B,) smallest |angle| at which each example is misclassified (inf where never), from (B,T) outcomes."""
@@ -42,11 +41,7 @@ def run_rotation_curve(model: nn.Module, suite: Suite, data: ImageData, *, model
     tr = rotation_transforms(180.0, step)                     # (T,3): -180 .. 180 in steps
     angles = tr[:, 0]
     bs = suite.batch_size
-    key = run_key(kind="rotation_curve", model=fp, code=code_sha256(model), suite=suite.sha256, data=data.sha256,
-                  n=len(data), seed=suite.seed, batch_size=bs, **defense_settings(model))
-    store = Store(store_root, model_name, key)
-    store.write_meta({"model": model_name, "suite": suite.id, "data": data.source, "data_sha256": data.sha256,
-                      "n": len(data), "batch_size": bs, "kind": "rotation_curve"})
+    store = open_store("rotation_curve", model, fp, model_name, suite, data, store_root)
     counted = CountingModel(model, num_classes)
     x_all, y_all = data.x, data.y.to(device)
     batches = _batches(len(data), bs)
@@ -111,7 +106,7 @@ def run_rotation_curve(model: nn.Module, suite: Suite, data: ImageData, *, model
                                 "exactly); a row's worst case is over |angle| <= theta",
                  "cost_note": "n_forward and wall_seconds are the whole curve's (shared by its rows)"}
         rows.append(make_row(model_name=model_name, card=card, ckpt_sha256=fp, suite=suite, outcome=outcome,
-                             data=data, device=device, store_key=key, extra={
+                             data=data, device=device, store_key=store.key, extra={
                                  "eps_display": f"±{t:g}°", "rotation": block, **_checks_fields(checks)}))
     log.info("%s %s: worst-case accuracy within ±θ: %s", model_name, suite.id,
              ", ".join(f"{r['eps']:g}° {r['robust_acc']:.3f}" for r in rows))

@@ -13,9 +13,11 @@ from tqdm import tqdm
 from symbench.bench.attacks.spatial import CONVENTIONS, SpatialGrid
 from symbench.bench.data import ImageData
 from symbench.bench.run.preflight import check_labels
-from symbench.bench.run.runner import check_clean_record, check_model_output, model_fingerprint, scoring_draws
-from symbench.bench.run.store import Store
+from symbench.bench.run.runner import (check_clean_record, check_model_output, defense_settings, model_fingerprint,
+                                       scoring_draws)
+from symbench.bench.run.store import Store, run_key
 from symbench.bench.suites import Suite
+from symbench.models.code_hash import code_sha256
 
 log = logging.getLogger("symbench.bench.kinds.spatial")  # the kinds log under the name they had as one module
 
@@ -74,6 +76,18 @@ def _prepare(model: nn.Module, suite: Suite, data: ImageData, device):
                          "transform); this model is randomized (its card says so, or two forward passes differ). "
                          "Evaluate its deterministic base, or leave it out of the spatial boards with this reason")
     return model, card, num_classes, model_fingerprint(model)
+
+
+def open_store(kind: str, model: nn.Module, fp: str, model_name: str, suite: Suite, data: ImageData, store_root,
+               **extra) -> Store:
+    """The run's store: keyed by what determines its per-example outcomes (``extra``: the kind's own parts)."""
+    bs = suite.batch_size
+    key = run_key(kind=kind, model=fp, code=code_sha256(model), suite=suite.sha256, data=data.sha256, n=len(data),
+                  seed=suite.seed, batch_size=bs, **extra, **defense_settings(model))
+    store = Store(store_root, model_name, key)
+    store.write_meta({"model": model_name, "suite": suite.id, "data": data.source, "data_sha256": data.sha256,
+                      "n": len(data), "batch_size": bs, "kind": kind})
+    return store
 
 
 def _batches(n: int, bs: int) -> list[tuple[int, slice]]:
