@@ -276,3 +276,19 @@ def test_leaderboard_add_refuses_a_flagged_row_without_an_escalated_number(tmp_p
     src.write_text(json.dumps(real) + "\n")
     assert main(["leaderboard", "add", str(src), "--board", str(board), "--force"]) != 0
     assert "escalate them first" in capsys.readouterr().err and not board.exists()
+
+
+def test_validate_lists_shown_flagged_rows_without_an_escalated_number(tmp_path, capsys):
+    from symbench.cli import main
+    from symbench.paths import published_rows
+
+    real = next(r for r in read_rows(published_rows()) if r.get("checks", {}).get("gradients_nonzero"))
+    flagged = {**real, "checks": {**real["checks"], "gradients_nonzero": {"status": "fail", "detail": "97% zero"}}}
+    board = tmp_path / "rows.jsonl"
+    board.write_text(json.dumps(flagged) + "\n")
+    assert main(["leaderboard", "validate", str(board)]) in (0, 1)    # outcomes may be missing in this copy
+    out = capsys.readouterr().out
+    assert "1 shown row(s) flagged for hidden or noisy gradients" in out and f"--model {real['model']}" in out
+    board.write_text(json.dumps(flagged) + "\n" + json.dumps({**flagged, "escalated_robust_acc": 0.1}) + "\n")
+    main(["leaderboard", "validate", str(board)])                      # the escalated rerun supersedes it
+    assert "flagged for hidden" not in capsys.readouterr().out
