@@ -108,17 +108,24 @@ def _finer_grid_check(counted, suite: Suite, grid: SpatialGrid, conv: str, x_all
     return res
 
 
+def finer_outcomes(counted, suite: Suite, extra: torch.Tensor, conv: str, x_all, y_all, idx, device,
+                   model_name: str, progress: bool):
+    """Each batch's outcome of the examples ``idx`` under the ``extra`` transforms: the finer check's passes,
+    with a progress bar (both kinds' finer checks run them)."""
+    starts = range(0, len(idx), suite.batch_size)
+    with _progress(model_name, suite, len(starts) * len(extra), progress) as bar:
+        bar.set_description(f"{model_name} {suite.name} finer_grid check")
+        for s in starts:
+            i = torch.as_tensor(idx[s:s + suite.batch_size], dtype=torch.long)
+            yield evaluate_transforms(counted, x_all[i].to(device), y_all[i.to(y_all.device)], extra,
+                                      convention=conv, on_step=bar.update)
+
+
 def _search(counted, suite: Suite, extra: torch.Tensor, conv: str, x_all, y_all, idx: list[int], device,
             model_name: str, progress: bool) -> dict:
     """Which of the examples ``idx`` some transform of ``extra`` breaks (a finer_grid stage's record)."""
     t0, f0 = time.time(), counted.n_forward
     broken = []
-    starts = range(0, len(idx), suite.batch_size)
-    with _progress(model_name, suite, len(starts) * len(extra), progress) as bar:
-        bar.set_description(f"{model_name} {suite.name} finer_grid check")
-        for s in starts:
-            i = torch.tensor(idx[s:s + suite.batch_size], dtype=torch.long)
-            out = evaluate_transforms(counted, x_all[i].to(device), y_all[i.to(y_all.device)], extra,
-                                      convention=conv, on_step=bar.update)
-            broken += (~out.correct.all(1)).tolist()
+    for out in finer_outcomes(counted, suite, extra, conv, x_all, y_all, idx, device, model_name, progress):
+        broken += (~out.correct.all(1)).tolist()
     return {"idx": list(idx), "broken": broken, "n_forward": counted.n_forward - f0, "seconds": time.time() - t0}

@@ -13,7 +13,7 @@ from torch import nn
 
 from symbench.bench.attacks.spatial import evaluate_transforms, pack_bits, rotation_transforms, unpack_bits
 from symbench.bench.data import ImageData
-from symbench.bench.kinds.spatial_checks import _checks_fields, _subset, finer_status, identity_check
+from symbench.bench.kinds.spatial_checks import _checks_fields, _subset, finer_outcomes, finer_status, identity_check
 from symbench.bench.kinds.spatial_setup import _batches, _get_clean, _group, _prepare, _progress, log, open_store
 from symbench.bench.run.counting import CountingModel
 from symbench.bench.run.records import make_row
@@ -128,14 +128,8 @@ def _finer_rotation_check(counted, suite: Suite, step: float, conv: str, x_all, 
     if rec is None or rec.get("idx") != idx.tolist() or rec.get("step") != step / factor:
         t0, f0 = time.time(), counted.n_forward
         first = []
-        starts = range(0, len(idx), suite.batch_size)
-        with _progress(model_name, suite, len(starts) * len(extra), progress) as bar:
-            bar.set_description(f"{model_name} {suite.name} finer_grid check")
-            for s in starts:
-                i = idx[s:s + suite.batch_size]
-                out = evaluate_transforms(counted, x_all[i].to(device), y_all[i.to(y_all.device)], extra,
-                                          convention=conv, on_step=bar.update)
-                first += [None if math.isinf(v) else v for v in min_broken_angle(out.correct, extra[:, 0]).tolist()]
+        for out in finer_outcomes(counted, suite, extra, conv, x_all, y_all, idx, device, model_name, progress):
+            first += [None if math.isinf(v) else v for v in min_broken_angle(out.correct, extra[:, 0]).tolist()]
         rec = {"idx": idx.tolist(), "fine_min_abs": first, "step": step / factor,
                "n_forward": counted.n_forward - f0, "seconds": time.time() - t0}
         store.put("finer_grid", 0, rec)
