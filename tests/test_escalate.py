@@ -136,3 +136,29 @@ def test_bench_with_escalate_keeps_both_numbers_in_the_row(tiny_model, setup, tm
     assert r["escalated_robust_acc"] < r["robust_acc"] - 0.1
     assert r["escalation"]["broken_by"]["transfer[base]:apgd_ce"] > 0
     assert r["draws_k"] == 1 and r["robust_acc_expected"] == r["robust_acc"]
+
+
+def test_escalation_reports_progress_while_a_remedy_runs(tiny_model, setup, monkeypatch, caplog):
+    """A remedy runs for minutes at full budget (Square's 5000 queries): the heartbeat names it meanwhile."""
+    import logging
+    import time
+
+    from symbench.bench.checks import escalate as esc_module
+
+    root, data, _ = setup
+    suite = load_suite(str(root / "trap.toml"))
+    outs, key = run_suite(tiny_model, suite, data, model_name="plain", store_root=str(root / "store"), progress=False)
+    real = esc_module.run_cascade
+
+    def slow(*args, **kwargs):  # each remedy now outlasts several heartbeat intervals
+        time.sleep(0.4)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(esc_module, "run_cascade", slow)
+    monkeypatch.setenv("SYMBENCH_PROGRESS_SECONDS", "0.05")
+    trusted = {"checks": {"gradients_nonzero": {"status": "pass", "detail": ""}}, "verdict": "trusted"}
+    with caplog.at_level(logging.INFO, logger="symbench"):
+        escalate(tiny_model, suite, data, outs, checks=trusted, store=None, force=True, square_queries=20,
+                 apgd_iters=3, surrogate=False)
+    beats = [r.getMessage() for r in caplog.records if r.getMessage().startswith("escalation linf eps=0.0600: ")]
+    assert any("apgd (1/2)" in b for b in beats) and any("square20 (2/2)" in b for b in beats), beats

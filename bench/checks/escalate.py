@@ -39,6 +39,7 @@ from torch import nn
 
 from symbench.bench.attacks import create_attack
 from symbench.bench.checks.spot import Step, cached_cascade, row_group, runs_standard_apgd, seed_of, run_cascade
+from symbench.bench.run.progress import ForwardCounter, Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -284,20 +285,26 @@ def escalate(model: nn.Module, suite, data, outcomes: list, *, checks: dict | No
         robust = o.robust.clone()
         broken_by, effects, labels = {}, [], []
         n_forward = seconds = 0
-        for rem in remedies:
-            idx = robust.nonzero().flatten().to(y.device)
-            labels += [s for s, _ in rem.steps]
-            group = f"escalate_{rem.tag}_{group_row}_{_digest(idx.tolist())[:8]}"
-            res = cached_cascade(store, group, idx, {**rem.config, "steps": [s for s, _ in rem.steps]},
-                                 lambda rem=rem, idx=idx: run_cascade(model, rem.steps, x, y, idx, draws, num_classes))
-            for i, b in zip(res.idx, res.broken_by):
-                if b is not None:
-                    robust[i] = False
-            broken_by.update(res.per_step)
-            n_forward += res.n_forward
-            seconds += res.seconds
-            effects.append({"remedy": rem.tag, "attacked": len(res.idx), "broke": res.broken,
-                            "robust_acc_after": robust.float().mean().item(), "store_group": group})
+        # a remedy runs for minutes (Square's 5000 queries): a line every few seconds, as the suite's attacks give
+        with ForwardCounter(model) as fc, Heartbeat(f"escalation {o.norm} eps={o.eps:.4f}", counter=fc) as beat:
+            for i_rem, rem in enumerate(remedies):
+                idx = robust.nonzero().flatten().to(y.device)
+                beat.set(f"{rem.tag} ({i_rem + 1}/{len(remedies)}) on {len(idx)} survivors")
+                labels += [s for s, _ in rem.steps]
+                group = f"escalate_{rem.tag}_{group_row}_{_digest(idx.tolist())[:8]}"
+                res = cached_cascade(store, group, idx, {**rem.config, "steps": [s for s, _ in rem.steps]},
+                                     lambda rem=rem, idx=idx: run_cascade(model, rem.steps, x, y, idx, draws,
+                                                                          num_classes))
+                for i, b in zip(res.idx, res.broken_by):
+                    if b is not None:
+                        robust[i] = False
+                broken_by.update(res.per_step)
+                n_forward += res.n_forward
+                seconds += res.seconds
+                effects.append({"remedy": rem.tag, "attacked": len(res.idx), "broke": res.broken,
+                                "robust_acc_after": robust.float().mean().item(), "store_group": group})
+                log.info("escalation %s eps %.4f: %s broke %d of %d, %.0f s", o.norm, o.eps, rem.tag, res.broken,
+                         len(res.idx), res.seconds)
         mask_group = f"escalated_{group_row}_{esc_id}"
         if store is not None:
             store.put(mask_group, 0, {"robust": robust.tolist(), "suite_robust": o.robust.tolist(), "id": esc_id,
