@@ -75,6 +75,23 @@ def test_default_surrogate_rule_picks_shipped_cnns_by_depth_and_clean_accuracy()
     assert E.resolve_surrogates(card4, False, "cpu")[0] == []
 
 
+def test_the_default_rule_leaves_out_a_surrogate_that_is_the_model_itself():
+    """baseline_cnn4's own rule would pick baseline_cnn4: a transfer from itself is the white-box APGD again.
+    Its own weights under the fast path's layout are still itself; other weights are a real surrogate."""
+    from symbench import load_model
+    from symbench.bench.run import fastpath
+
+    own = load_model("baseline_cnn4")
+    got, _, notes = E.resolve_surrogates(own, None, "cpu", 0.85)
+    assert got == [] and "left out: it is the model itself" in notes[0]
+    fast = load_model("baseline_cnn4")
+    fastpath.prepare(fast, "channels_last+fold_bn")
+    assert E.same_weights(fast, own)
+    with torch.no_grad():
+        fast.fc.bias.add_(1e-3)  # the user's own weights for the same architecture
+    assert [n for n, _ in E.resolve_surrogates(fast, None, "cpu", 0.85)[0]] == ["baseline_cnn4"]
+
+
 def test_the_logits_remedy_runs_first_and_brings_softmax_outputs_to_the_base(tiny_model, tmp_path):
     """Softmax outputs flagged by outputs_are_logits: the logits remedy alone (no transfer) gives a number
     within 5 points of the base's FGSM + PGD + APGD worst case on the same examples."""

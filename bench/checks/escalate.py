@@ -142,10 +142,25 @@ def resolve_surrogates(model: nn.Module, surrogate, device, clean_acc: float = 1
     got, notes = [], []
     for name in default_surrogates(model, clean_acc):
         try:
-            got.append((name, _shipped(name, device)))
+            net = _shipped(name, device)
         except Exception as err:  # noqa: BLE001  (a wheel without that checkpoint: say so, go on)
             notes.append(f"default surrogate {name} unavailable ({type(err).__name__}: {err})")
+            continue
+        if same_weights(model, net):
+            notes.append(f"default surrogate {name} left out: it is the model itself (same weights), so a transfer "
+                         "from it would repeat the white-box APGD")
+            continue
+        got.append((name, net))
     return got, DEFAULT_RULE, notes
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    """Whether two modules hold the same state (names and values; layout and BatchNorm folding do not matter)."""
+    if not (isinstance(a, nn.Module) and isinstance(b, nn.Module)):
+        return False
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape and torch.equal(sa[k].cpu(), sb[k].cpu())
+                                          for k in sa)
 
 
 class LogNormalized(nn.Module):
