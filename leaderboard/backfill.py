@@ -78,10 +78,7 @@ def backfill(rows_path: str | Path, *, store=None, model: str | None = None, sui
         report.lines.append(f"published  {what}: clean {sum(outcome.clean)}/{outcome.n}, robust "
                             f"{sum(outcome.robust)}/{outcome.n}, as the row says")
     if not dry_run and report.published:
-        pending = oc.read_pending(rows_path)
-        done = pending & set(oc.load_index(out_path).records)
-        if done:
-            oc.write_pending(rows_path, pending - done)
+        oc.prune_pending(rows_path, out_path)
     return report
 
 

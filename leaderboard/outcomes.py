@@ -247,6 +247,16 @@ def write_pending(rows_path: str | Path, keys: set[tuple[str, str, str]]) -> Pat
     return p
 
 
+def prune_pending(rows_path: str | Path, outcomes_path: str | Path | None = None) -> int:
+    """Take off the pending list every entry whose outcomes are published now (by a backfill, or by a rerun
+    of the same run published with its outcomes); returns how many."""
+    pending = read_pending(rows_path)
+    done = pending & set(load_index(outcomes_path or beside(rows_path)).records) if pending else set()
+    if done:
+        write_pending(rows_path, pending - done)
+    return len(done)
+
+
 def validate(rows_path: str | Path, outcomes_path: str | Path | None = None) -> tuple[list[str], int]:
     """Problems of a rows file's outcomes, and how many rows wait in the pending list.
 

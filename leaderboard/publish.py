@@ -86,9 +86,10 @@ def publish_rows(rows: list[dict], board: str | Path | None = None, force: bool 
     for r in rows:
         validate_row(r)
     rows = check_escalated(rows, no_escalate)
-    from symbench.leaderboard.outcomes import attach, beside
+    from symbench.leaderboard.outcomes import attach, beside, prune_pending
 
     rows = attach(rows, store, beside(target))
     added = append_rows(target, rows)
+    prune_pending(target)  # a rerun of a run published before outcomes existed brings its outcomes now
     log.info("published %d new row(s) to %s (%d already there)", added, target, len(rows) - added)
     return target, added

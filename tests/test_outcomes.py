@@ -112,6 +112,23 @@ def test_validate_fails_on_a_row_without_outcomes_unless_pending(published, tmp_
     assert oc.validate(board) == ([], len(rows))  # listed as published before outcomes existed
 
 
+def test_publishing_a_pending_run_again_with_its_outcomes_takes_it_off_the_pending_list(published, tmp_path):
+    """A run published before outcomes existed, rerun (e.g. escalated) and published with its outcomes: the
+    pending entry goes, so validate passes without a hand edit."""
+    board = _copy_board(published, tmp_path)
+    rows = read_rows(board)
+    oc.beside(board).write_text("")
+    bare = [{k: v for k, v in r.items() if k != "outcomes_sha256"} for r in rows]
+    board.write_text("".join(json.dumps(r) + "\n" for r in bare))
+    oc.write_pending(board, {oc.key_of(r) for r in bare})
+    again = next(r for r in published["rows"] if r["model"] == "tiny_a")
+    publish_rows([dict(again, escalation_id="0123456789ab")], board, force=True, store=published["root"] / "store")
+    left = oc.read_pending(board)
+    assert oc.key_of(again) not in left and len(left) == len(rows) - 1
+    errors, waiting = oc.validate(board)
+    assert not errors and waiting == len(rows) - 1
+
+
 def test_compare_pairs_from_published_outcomes_with_an_empty_store(published, tmp_path):
     import symbench
 
