@@ -261,6 +261,21 @@ def test_rebuild_is_byte_identical(built, tmp_path):
     assert {p: p.read_bytes() for p in files} == before
 
 
+def test_model_page_lists_the_remedies_of_an_escalated_row(tmp_path):
+    """An escalated row (no 'skipped' key in its escalation) renders its remedies; a skipped one says why."""
+    esc = fake_row("cascaded4", suite="standard", verdict="suspect")
+    esc.update(escalated_robust_acc=0.072, escalation={
+        "trigger": ["apgd_not_stronger"], "robust_acc": 0.072, "remedies": ["apgd_ce", "apgd_t"],
+        "broken_by": {"apgd_ce": 25, "apgd_t": 5}, "surrogate": "baseline_cnn4",
+        "effects": [{"remedy": "apgd", "attacked": 102, "broke": 30, "robust_acc_after": 0.072}]})
+    skipped = fake_row("cascaded4", suite="standard", verdict="suspect", eps=4 / 255, escalation_skipped="--no-escalate")
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (esc, skipped)))
+    lb_page.build(tmp_path / "rows.jsonl", tmp_path, plots=False)
+    html = (tmp_path / "models" / "cascaded4.html").read_text()
+    assert "<b>Escalation</b>: robust 7.2" in html and "surrogate baseline_cnn4" in html
+    assert "not escalated (--no-escalate)" in html
+
+
 def test_build_with_few_rows_skips_missing_plots(tmp_path):
     (tmp_path / "rows.jsonl").write_text(json.dumps(fake_row("cascaded4", suite="quick")) + "\n")
     res = lb_page.build(tmp_path / "rows.jsonl", tmp_path)
