@@ -52,7 +52,11 @@ def suspect_lines(rows: list[dict]) -> list[tuple[str, str]]:
             continue
         where = f"{r['model']} / {r['suite']} / {r['threat']} {r.get('eps_display') or r['eps']}" + (
             f" / {_variant(r)}" if _variant(r) else "")
-        out.append((where, "; ".join(f"{k}: {d}" for k, d in failing_checks(r)) or "no failing check recorded"))
+        fails = "; ".join(f"{k}: {d}" for k, d in failing_checks(r)) or "no failing check recorded"
+        if r.get("escalated_robust_acc") is not None:  # the number to believe, first
+            fails = (f"escalated to {100 * r['escalated_robust_acc']:.1f}% robust (the suite's own "
+                     f"{100 * r['robust_acc']:.1f}%); " + fails)
+        out.append((where, fails))
     return out
 
 

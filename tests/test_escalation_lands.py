@@ -187,6 +187,14 @@ def test_board_headlines_and_ranks_a_suspect_row_by_its_escalated_number():
     assert rec["headline_robust_acc"] == 0.01 and rec["escalated"] and rec["robust_acc"] == 0.56
 
 
+def test_the_suspect_list_leads_with_the_escalated_number():
+    from symbench.leaderboard.sections import suspect_lines
+
+    (where, text), (_, plain) = suspect_lines([_row("hider", 0.56, "suspect", 0.01), _row("noisy", 0.40, "suspect")])
+    assert where.startswith("hider / standard") and text.startswith("escalated to 1.0% robust (the suite's own 56.0%)")
+    assert "escalated" not in plain
+
+
 # ------------------------------------------------------------------------------------------------
 # through `symbench submit`, no flags, on real CIFAR-10 with the shipped baseline_cnn4
 # ------------------------------------------------------------------------------------------------
