@@ -18,6 +18,50 @@ def defense_gain(r: dict) -> tuple[float, float, float, float | None, bool]:
     return (gain, *diff_interval(r["robust_acc"], r["n"], r["base_robust_acc"], r["n"]), None, False)
 
 
+def gain_cell(r: dict) -> Cell:
+    """The defense's gain over its base: points, 95% interval, McNemar p-value, and whether it is significant."""
+    gain, lo, hi, p, paired = defense_gain(r)
+    return Cell(f"{100 * gain:+.1f}", round(100 * gain, 4),
+                sub=f"[{100 * lo:+.1f} to {100 * hi:+.1f}]" + (f" p={p:.2g}" if p is not None else "")
+                + ("" if lo > 0 or hi < 0 else " no significant gain"),
+                title=("paired on the same examples, exact McNemar p-value" if paired else
+                       "unpaired (Newcombe): this row predates the paired gain; rerun it for the paired test")
+                + ("; the interval contains 0: no significant gain" if lo <= 0 <= hi else "; the interval excludes 0"))
+
+
+FULL = "adaptive_full"
+
+
+def full_budget_table(every: list[dict], defended: list[str], pages: set[str]) -> Table:
+    """Each defended model's ``adaptive_full`` row (the field's budgets, worst of 8 draws) beside its base, or
+    'not yet measured': the CPU-sized ``adaptive`` suite ranks, this says whether the full budget changes it."""
+    full: dict[str, dict] = {}
+    for r in every:
+        if r["suite"] == FULL and (r["model"] not in full or r["n"] > full[r["model"]]["n"]):
+            full[r["model"]] = r
+    t = Table("defenses-full", [Col("defended model"), Col("base model", narrow=False),
+                                Col("clean %", True, "defended (base underneath)"),
+                                Col("robust %", True, "defended, worst case over adaptive_full"),
+                                Col("base robust %", True, "the undefended base under the same suite", narrow=False),
+                                Col("gain (pp)", True, "defended minus base on the same examples: 95% interval and "
+                                    "McNemar p-value underneath"), Col("verdict"), Col("n", True)])
+    for m in sorted(set(defended) | set(full)):
+        r = full.get(m)
+        if r is None:
+            t.add([model_cell(m, pages)] + [Cell("")] * 5 + [Cell("not yet measured"), Cell("")],
+                  record={"model": m, "suite": FULL, "measured": False})
+            continue
+        clean = acc_cell(r["clean_acc"], r["n"], bar=False)
+        clean.sub = f"(base {100 * r['base_clean_acc']:.1f})" if r.get("base_clean_acc") is not None else ""
+        gain, lo, hi, p, _ = defense_gain(r)
+        t.add([model_cell(m, pages), model_cell(r["base_model"], pages), clean, robust_cell(r),
+               acc_cell(r["base_robust_acc"], r["n"], bar=False), gain_cell(r), verdict_cell(r), n_cell(r)],
+              record={"model": m, "suite": FULL, "measured": True, "robust_acc": r["robust_acc"],
+                      "base_robust_acc": r["base_robust_acc"], "gain": gain, "gain_low": lo, "gain_high": hi,
+                      "gain_p_value": p, "n": r["n"], "verdict": r.get("verdict"), "suite_id": r["suite_id"]})
+    return t
+
+
 def defense_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
     """Test-time defenses: the defended model vs its undefended base under the same adaptive suite."""
     every = [r for r in rows if _is_attack(r) and r.get("base_model") and r.get("base_robust_acc") is not None]
@@ -47,13 +91,7 @@ def defense_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
         clean.sub = f"(base {100 * r['base_clean_acc']:.1f})" if r.get("base_clean_acc") is not None else ""
         t.add([rank_cell(band, tied), model_cell(m, pages), model_cell(r["base_model"], pages), clean,
                robust_cell(r), acc_cell(r["base_robust_acc"], r["n"], bar=False),
-               Cell(f"{100 * gain:+.1f}", round(100 * gain, 4),
-                    sub=f"[{100 * lo:+.1f} to {100 * hi:+.1f}]" + (f" p={p:.2g}" if p is not None else "")
-                    + ("" if lo > 0 or hi < 0 else " no significant gain"),
-                    title=("paired on the same examples, exact McNemar p-value" if paired else
-                           "unpaired (Newcombe): this row predates the paired gain; rerun it for the paired test")
-                    + ("; the interval contains 0: no significant gain" if lo <= 0 <= hi else "; the interval excludes 0")),
-               verdict_cell(r), n_cell(r), Cell(r["suite"], title=f"{r['suite_id']}; {_cascade(r)}")],
+               gain_cell(r), verdict_cell(r), n_cell(r), Cell(r["suite"], title=f"{r['suite_id']}; {_cascade(r)}")],
               cls="ranked " + r.get("verdict", ""), attrs=_attrs(m, r, cards),
               record={"listed": "ranked", "rank_best": band[0], "rank_worst": band[1], "model": m,
                       "base_model": r["base_model"],
@@ -69,6 +107,12 @@ def defense_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
                  "hover); an interval that contains 0 reads 'no significant gain'.", t, headline="robust %",
                   protocol=(f"Ranked: suite `adaptive` (attacks aimed at the defense) at Linf 8/255, n = {n_rank} "
                             "test images." if n_rank else "No `adaptive` row yet: nothing is ranked."))
+    board.extra.append(("At the field's full budget (`adaptive_full`)", "The same attacks at the budgets the "
+                        "field publishes with: AutoAttack-rand at 100 iterations with EOT over 20 draws, BPDA+EOT-20 and "
+                        "adaptive attack I at 50 steps, transfer of PGD-50 from the base; an example counts as robust only "
+                        "if all 8 draws of the defense classify its adversarial example correctly. Not ranked: `adaptive` "
+                        "above ranks, this shows whether the larger budget changes the picture.",
+                        full_budget_table(every, list(cands), pages)))
     if apart:
         board.extra.append(("Not ranked: another suite or another n", "A defended model measured only with another "
                             "suite (not aimed at the defense, so its number over-reports) or on other examples.",

@@ -96,6 +96,21 @@ def test_defense_gain_is_paired_when_the_row_has_it():
     assert "no significant gain" not in " ".join(c.sub for c in r.cells)
 
 
+def test_defense_board_shows_the_full_budget_rows_beside_the_ranked_adaptive_ones():
+    """adaptive ranks; each defended model's adaptive_full row (or 'not yet measured') is its own table."""
+    g = {"diff": -0.04, "low": -0.09, "high": 0.01, "p_value": 0.13, "significant": False}
+    kw = dict(n=100, base_model="m", base_clean_acc=0.64, base_robust_acc=0.27)
+    rows = [row("m+def", suite="adaptive", robust=0.29, **kw), row("m+def", suite="adaptive_full", robust=0.23, **kw,
+            defense_gain=g), row("k+def", suite="adaptive", robust=0.01, **dict(kw, base_model="k"))]
+    b = lb.defense_board(rows, {}, {"m+def", "m", "k+def", "k"})
+    assert [r.record["model"] for r in b.table.rows] == ["m+def", "k+def"]
+    assert b.table.rows[0].record["robust_acc"] == 0.29  # adaptive still ranks
+    (title, _, full), = [e for e in b.extra if "adaptive_full" in e[0]]
+    by = {r.record["model"]: r.record for r in full.rows}
+    assert by["m+def"]["measured"] and by["m+def"]["robust_acc"] == 0.23 and by["m+def"]["gain_p_value"] == 0.13
+    assert not by["k+def"]["measured"] and "not yet measured" in [c.text for c in full.rows[0].cells]
+
+
 def test_eps_curve_is_the_worst_case_where_measured_and_marks_upper_bounds():
     """paper_worst replaces the seed-protocol paper row at its eps; a paper row with survivors and no passing
     APGD spot check is shown as an upper bound ('≥'); one that nothing survived is exact."""
