@@ -29,6 +29,13 @@ def gain_cell(r: dict) -> Cell:
                 + ("; the interval contains 0: no significant gain" if lo <= 0 <= hi else "; the interval excludes 0"))
 
 
+def clean_cell(r: dict) -> Cell:
+    """The defended model's clean accuracy, its base's underneath."""
+    c = acc_cell(r["clean_acc"], r["n"], bar=False)
+    c.sub = f"(base {100 * r['base_clean_acc']:.1f})" if r.get("base_clean_acc") is not None else ""
+    return c
+
+
 FULL = "adaptive_full"
 
 
@@ -51,8 +58,7 @@ def full_budget_table(every: list[dict], defended: list[str], pages: set[str]) -
             t.add([model_cell(m, pages)] + [Cell("")] * 5 + [Cell("not yet measured"), Cell("")],
                   record={"model": m, "suite": FULL, "measured": False})
             continue
-        clean = acc_cell(r["clean_acc"], r["n"], bar=False)
-        clean.sub = f"(base {100 * r['base_clean_acc']:.1f})" if r.get("base_clean_acc") is not None else ""
+        clean = clean_cell(r)
         gain, lo, hi, p, _ = defense_gain(r)
         t.add([model_cell(m, pages), model_cell(r["base_model"], pages), clean, robust_cell(r),
                acc_cell(r["base_robust_acc"], r["n"], bar=False), gain_cell(r), verdict_cell(r), n_cell(r)],
@@ -87,8 +93,7 @@ def defense_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
         m = r["model"]
         tied = [x["model"] for x, v2 in zip(rs, vals) if x is not r and v2[1] <= v[2] and v2[2] >= v[1]]
         gain, lo, hi, p, paired = defense_gain(r)
-        clean = acc_cell(r["clean_acc"], r["n"], bar=False)
-        clean.sub = f"(base {100 * r['base_clean_acc']:.1f})" if r.get("base_clean_acc") is not None else ""
+        clean = clean_cell(r)
         t.add([rank_cell(band, tied), model_cell(m, pages), model_cell(r["base_model"], pages), clean,
                robust_cell(r), acc_cell(r["base_robust_acc"], r["n"], bar=False),
                gain_cell(r), verdict_cell(r), n_cell(r), Cell(r["suite"], title=f"{r['suite_id']}; {_cascade(r)}")],
@@ -107,12 +112,13 @@ def defense_board(rows: list[dict], cards: dict, pages: set[str]) -> Board:
                  "hover); an interval that contains 0 reads 'no significant gain'.", t, headline="robust %",
                   protocol=(f"Ranked: suite `adaptive` (attacks aimed at the defense) at Linf 8/255, n = {n_rank} "
                             "test images." if n_rank else "No `adaptive` row yet: nothing is ranked."))
-    board.extra.append(("At the field's full budget (`adaptive_full`)", "The same attacks at the budgets the "
-                        "field publishes with: AutoAttack-rand at 100 iterations with EOT over 20 draws, BPDA+EOT-20 and "
-                        "adaptive attack I at 50 steps, transfer of PGD-50 from the base; an example counts as robust only "
-                        "if all 8 draws of the defense classify its adversarial example correctly. Not ranked: `adaptive` "
-                        "above ranks, this shows whether the larger budget changes the picture.",
-                        full_budget_table(every, list(cands), pages)))
+    if cands:  # no defended model at all: no table of them
+        board.extra.append(("At the field's full budget (`adaptive_full`)",
+                            "The same attacks at the budgets the field publishes with: AutoAttack-rand at 100 iterations with EOT over 20 draws, BPDA+EOT-20 and "
+                            "adaptive attack I at 50 steps, transfer of PGD-50 from the base; an example counts as robust only "
+                            "if all 8 draws of the defense classify its adversarial example correctly. Not ranked: `adaptive` "
+                            "above ranks, this shows whether the larger budget changes the picture.",
+                            full_budget_table(every, list(cands), pages)))
     if apart:
         board.extra.append(("Not ranked: another suite or another n", "A defended model measured only with another "
                             "suite (not aimed at the defense, so its number over-reports) or on other examples.",

@@ -109,6 +109,7 @@ def test_defense_board_shows_the_full_budget_rows_beside_the_ranked_adaptive_one
     by = {r.record["model"]: r.record for r in full.rows}
     assert by["m+def"]["measured"] and by["m+def"]["robust_acc"] == 0.23 and by["m+def"]["gain_p_value"] == 0.13
     assert not by["k+def"]["measured"] and "not yet measured" in [c.text for c in full.rows[0].cells]
+    assert not [e for e in lb.defense_board([], {}, set()).extra if "adaptive_full" in e[0]]  # no defended model
 
 
 def test_eps_curve_is_the_worst_case_where_measured_and_marks_upper_bounds():
