@@ -34,7 +34,7 @@ def eps_board(rows: list[dict], cards: dict, pages: set[str], plots: list[Path])
     models = sorted(ranked, key=lambda m: -ranked[m]["robust_acc"])
     vals = [(ranked[m]["robust_acc"], *interval(ranked[m]["robust_acc"], ranked[m]["n"])) for m in models]
     bands = dict(zip(models, rank_bands(vals)))
-    others = sorted(set(by) - set(ranked), key=lambda m: -(by[m].get(head) or {}).get("robust_acc", -1))
+    others = sorted(set(by) - set(ranked), key=lambda m: (-(by[m].get(head) or {}).get("robust_acc", -1), m))  # ties: by name, not set order
     for m in models + others:
         rs = by[m]
         any_row = rs.get(head) or next(iter(rs.values()))
