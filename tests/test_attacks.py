@@ -7,7 +7,7 @@ from symbench.bench.attacks.base import UnknownAttackError
 # cheap parameters so every attack runs in about a second on the tiny model
 CHEAP = {"art_pgd": {"steps": 5}, "ta_pgd": {"steps": 5}, "ta_mim": {"steps": 5}, "ta_cw": {"steps": 10},
          **{n: {"iters": 5, "queries": 50, "targets": 2}
-            for n in ["apgd_ce", "apgd_t", "fab_t", "square", "autoattack", "autoattack_rand"]}}
+            for n in ["apgd_ce", "apgd_dlr", "apgd_t", "fab_t", "square", "autoattack", "autoattack_rand"]}}
 EPS = {"linf": 8 / 255, "l2": 0.5}
 CASES = [(n, norm) for n in list_attacks() for norm in attack_class(n).norms]
 
@@ -121,3 +121,23 @@ def test_autoattack_rand_eot_draws_are_configurable(tiny_model, tiny_data):
     assert passes[3] - passes[2] == passes[2] - passes[1] >= 2 * 4  # >= 4 steps of APGD-CE and of APGD-DLR
     with pytest.raises(ValueError, match="eot_iter"):
         create_attack("autoattack_rand", iters=2, eot_iter=0)(model, x, y, 1 / 255)
+
+
+def test_apgd_dlr_is_untargeted_dlr_with_eot_and_breaks_the_plain_model(tiny_model, tiny_data):
+    """The escalation's second step on a randomized model (AutoAttack-rand's apgd-dlr): it lowers accuracy
+    as far as APGD-CE does on an undefended model, and its EOT draws reach AutoAttack."""
+    x, y = tiny_data.x[:32], tiny_data.y[:32]
+    dlr = create_attack("apgd_dlr", iters=10)(tiny_model, x, y, 8 / 255, seed=0)
+    assert _acc(tiny_model, dlr, y) <= _acc(tiny_model, x, y) - 0.2
+    calls = []
+    model = torch.nn.Sequential(tiny_model).eval()
+    model.register_forward_pre_hook(lambda m, a: calls.append(len(a[0])))
+    x8 = x[:8]
+    with torch.no_grad():
+        y8 = tiny_model(x8).argmax(1)  # all correctly classified: every draw attacks all of them
+    per_eot = {}
+    for k in (1, 2, 3):  # eps so small that no example falls: the same work per draw each time
+        calls.clear()
+        create_attack("apgd_dlr", iters=4, eot_iter=k)(model, x8, y8, 1e-4, seed=0)
+        per_eot[k] = len(calls)
+    assert per_eot[3] - per_eot[2] == per_eot[2] - per_eot[1] >= 4  # one more pass per step per draw

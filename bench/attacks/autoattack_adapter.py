@@ -55,7 +55,8 @@ class _AutoAttack(Attack):
         """Last changes to the built ``AutoAttack`` before it runs (subclasses)."""
 
     # the standard version's budgets (pyautoattack's set_version('standard')): what progress lines count against
-    _BUDGET = {"apgd-ce": ("iters", 100, "steps"), "apgd-t": ("iters", 100, "steps"), "fab-t": ("iters", 100, "steps"),
+    _BUDGET = {"apgd-ce": ("iters", 100, "steps"), "apgd-t": ("iters", 100, "steps"),
+               "apgd-dlr": ("iters", 100, "steps"), "fab-t": ("iters", 100, "steps"),
                "square": ("queries", 5000, "queries")}
 
     def progress_budget(self):
@@ -78,6 +79,8 @@ def _component(attack_name: str, aa_name: str, doc: str, black_box: bool = False
 
 
 APGDCE = _component("apgd_ce", "apgd-ce", "APGD with cross-entropy loss, 100 iterations (AutoAttack standard).")
+APGDDLR = _component("apgd_dlr", "apgd-dlr", "Untargeted APGD with DLR loss, 100 iterations (AutoAttack rand's "
+                                              "second attack, after apgd-ce).")
 APGDTargeted = _component("apgd_t", "apgd-t", "Targeted APGD with DLR loss over 9 target classes (AutoAttack standard).")
 FABTargeted = _component("fab_t", "fab-t", "Targeted FAB over 9 target classes (AutoAttack standard).")
 Square = _component("square", "square", "Square Attack, black-box, 5000 queries (AutoAttack standard).", black_box=True)

@@ -11,9 +11,11 @@ cascade on the examples the suite left robust (Athalye et al. 2018; Tramer et al
    defeats shattered or saturated gradients (quantization, saturated softmax) of a model that computes the
    surrogate's function. The surrogate, in order: one the user names; a ``<model>+<defense>``'s undefended
    base; the registered model the card's ``base=`` wraps; else the default rule (:data:`DEFAULT_RULE`).
-3. ``apgd`` / ``apgd_eot<k>``: APGD-CE then APGD-T on the model, with EOT over its randomness for a
-   randomized model. For a deterministic model whose suite already ran both at the standard budget it
-   would repeat them, so it is left out.
+3. ``apgd`` / ``apgd_eot<k>``: APGD-CE then APGD-T on the model; for a randomized model AutoAttack's own
+   recipe for randomized defenses (version 'rand': APGD-CE then untargeted APGD-DLR, EOT over k draws), a
+   fifth of the passes of APGD-CE + APGD-T over 9 targets, on a defense costing ~20 base passes per forward.
+   For a deterministic model whose suite already ran both at the standard budget it would repeat them, so
+   it is left out.
 4. ``square<q>``: Square at its full query budget (5000): gradient-free, so no gradient masking stops it.
 
 Every example is judged worst of k (broken if any of k fresh draws misclassifies it). Each remedy keeps its
@@ -185,10 +187,12 @@ class Remedy:
 
 
 def _apgd_pair(norm: str, eps: float, *, iters: int, targets: int, eot: int | None, seed: int, prefix: str,
-               net: nn.Module | None = None, wrap=None) -> list[Step]:
-    """APGD-CE then APGD-T as two steps, crafted on ``net`` (a surrogate), on ``wrap(model)``, or on the model."""
+               net: nn.Module | None = None, wrap=None, second: str = "apgd_t") -> list[Step]:
+    """APGD-CE then ``second`` (APGD-T, or APGD-DLR for AutoAttack's rand recipe) as two steps, crafted on
+    ``net`` (a surrogate), on ``wrap(model)``, or on the model."""
     ce = create_attack("apgd_ce", norm=norm, iters=iters, eot_iter=eot)
-    t = create_attack("apgd_t", norm=norm, iters=iters, targets=targets, eot_iter=eot)
+    t = (create_attack("apgd_t", norm=norm, iters=iters, targets=targets, eot_iter=eot) if second == "apgd_t"
+         else create_attack(second, norm=norm, iters=iters, eot_iter=eot))
 
     def on(atk, s):
         if net is not None:
@@ -198,7 +202,7 @@ def _apgd_pair(norm: str, eps: float, *, iters: int, targets: int, eot: int | No
         return lambda model, x, y: atk(model, x, y, eps, seed=s)
 
     return [(f"{prefix}apgd_ce", on(ce, seed_of(seed, prefix, "ce"))),
-            (f"{prefix}apgd_t", on(t, seed_of(seed, prefix, "t")))]
+            (f"{prefix}{second}", on(t, seed_of(seed, prefix, "t")))]
 
 
 def remedies_for(model, suite, norm: str, eps: float, *, draws: int, trigger: list[str],
@@ -222,8 +226,11 @@ def remedies_for(model, suite, norm: str, eps: float, *, draws: int, trigger: li
                      "its base): no transfer")
     if draws > 1 or not runs_standard_apgd(suite, norm):
         tag = f"apgd_eot{eot}" if eot else "apgd"
+        # randomized: AutoAttack-rand's pair (CE, then untargeted DLR), as AutoAttack runs a randomized defense
+        second = "apgd_dlr" if eot else "apgd_t"
+        cfg = {"remedy": "apgd", **common, **({"second": second, "targets": None} if eot else {})}
         out.append(Remedy(tag, _apgd_pair(norm, eps, iters=iters, targets=targets, eot=eot, seed=seed,
-                                          prefix=f"{tag}:" if eot else ""), {"remedy": "apgd", **common}))
+                                          prefix=f"{tag}:" if eot else "", second=second), cfg))
     else:
         notes.append("deterministic model and the suite already ran APGD-CE + APGD-T: not repeated")
     q = int(budget["square_queries"])
