@@ -245,3 +245,23 @@ def test_audit_names_trusted_rows_that_no_apgd_result_covers():
     got = {e["model"]: e["status"] for e in audit(rows)}
     assert got == {"a": "unaudited", "b": "≤ 2 points", "c": "apgd in suite", "d": "spot check", "e": "failed"}
     assert "1 unaudited" in summary(audit(rows))
+
+
+def test_the_published_rows_build_the_same_pages_under_two_hash_seeds(tmp_path):
+    """Two builds of the same rows give the same bytes: no page may depend on set or dict-of-set order, which
+    moves with PYTHONHASHSEED (the eps board once ordered ties by set order, so every rebuild differed)."""
+    import subprocess
+    import sys
+
+    rows = Path(__file__).resolve().parents[1] / "leaderboard" / "v1" / "rows.jsonl"
+    if not rows.exists():
+        pytest.skip(f"no published rows at {rows} (an installed wheel without the repository)")
+    code = "import sys; from symbench.leaderboard import page; page.build(sys.argv[1], sys.argv[2], plots=False)"
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "SYMBENCH_HOME": str(tmp_path / "home")}
+        subprocess.run([sys.executable, "-c", code, str(rows), str(tmp_path / seed)], env=env, check=True)
+    files = {seed: {p.relative_to(tmp_path / seed): p.read_bytes() for p in (tmp_path / seed).rglob("*") if p.is_file()}
+             for seed in ("1", "2")}
+    assert files["1"].keys() == files["2"].keys() and len(files["1"]) > 10
+    differ = sorted(str(p) for p in files["1"] if files["1"][p] != files["2"][p])
+    assert not differ, f"pages that differ between hash seeds: {differ}"
