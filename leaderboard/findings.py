@@ -38,7 +38,7 @@ def load_spec(path: str | Path = FINDINGS_SPEC) -> dict:
 
 def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict:
     """Every pairing × (threat, eps) of the spec's suite, robust and clean; missing rows reported, not guessed."""
-    from symbench.bench.run.compare import compare_rows, matching_rows
+    from symbench.bench.run.compare import compare_rows, matching_rows, paired_rows
     from symbench.bench.run.outcomes import mask_sha256
     from symbench.bench.run.stats import wilson_interval
     from symbench.leaderboard.outcomes import resolve
@@ -57,10 +57,18 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
             out[k] = spec[k]
     for pair in spec["pairs"]:
         a, b = matching_rows(rows, pair.symmetric, suite), matching_rows(rows, pair.plain, suite)
+        at_common_n = paired_rows(rows, pair.symmetric, pair.plain, suite)  # one side rerun at 10,000: pair at 1,000
         for model, got in ((pair.symmetric, a), (pair.plain, b)):
             if not got:
                 out["missing"].append({"model": model, "pair": [pair.symmetric, pair.plain],
                                        "how": f"symbench bench --model {model} --suite {suite} --n {min_n}"})
+
+        def rerun(model, key, row, n):  # the one command that measures what a pairing lacks
+            shown = (row or {}).get("eps_display") or f"{key[1]:g}"
+            eps_arg = f"--eps {key[0]}={shown} " if key[0] in ("linf", "l2") else ""  # a spatial suite has one eps
+            out["missing"].append({"model": model, "pair": [pair.symmetric, pair.plain],
+                                   "how": f"symbench bench --model {model} --suite {suite} {eps_arg}--n {n}"})
+
         for key in sorted(set(a) | set(b)):  # a (threat, eps) either side has: both need it at the threat's n
             threat, eps = key
             short = [(m, got) for m, got in ((pair.symmetric, a), (pair.plain, b))
@@ -68,14 +76,15 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
             for model, got in short:
                 if not got:  # no rows at all: named once above
                     continue
-                shown = (got.get(key) or {}).get("eps_display") or f"{eps:g}"
-                eps_arg = f"--eps {threat}={shown} " if threat in ("linf", "l2") else ""  # a spatial suite has one eps
-                out["missing"].append({"model": model, "pair": [pair.symmetric, pair.plain],
-                                       "how": f"symbench bench --model {model} --suite {suite} {eps_arg}"
-                                              f"--n {need.get(threat, min_n)}"})
+                rerun(model, key, got.get(key), need.get(threat, min_n))
             if short:
                 continue
-            ra, rb = a[key], b[key]
+            ra, rb = at_common_n.get(key) or (a[key], b[key])
+            top = max(a[key]["n"], b[key]["n"])
+            if ra["n"] != top or rb["n"] != top:  # one side rerun at a larger n (10,000): how to pair there too
+                rerun(pair.symmetric if a[key]["n"] < top else pair.plain, key, a[key], top)
+            if ra["n"] != rb["n"] or ra["n"] < need.get(threat, min_n):  # no common n the spec accepts
+                continue
             entry = {"pair": [pair.symmetric, pair.plain], "why": pair.why, "threat": ra["threat"], "eps": ra["eps"],
                      "eps_display": ra.get("eps_display"), "n": ra["n"],
                      "rows": [{"model": r["model"], "suite_id": r.get("suite_id"), "store_key": r.get("store_key"),

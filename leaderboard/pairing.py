@@ -1,8 +1,8 @@
 """Pair two models example by example, from the user's store or the published outcomes (what ``compare`` runs).
 
-For each (threat, eps) both models have a row at (the largest-n row of the suite, never a smaller-n
-stand-in), the per-example outcomes come from the user's store when it holds the run, else from the
-published ``outcomes.jsonl``, and each comparison says which it used. A pair whose rows were run on
+For each (threat, eps) both models have a row at, the rows at the largest n both were run at (a model
+rerun on RobustBench's 10,000 still pairs with one that has 1,000 only, at 1,000); the per-example outcomes
+come from the user's store when it holds the run, else from the published ``outcomes.jsonl``, and each comparison says which it used. A pair whose rows were run on
 different examples (data sha256, first-n indices, n) is refused in one line; the others are compared.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ class Pairing:
 def pair_models(rows: list[dict], model_a: str, model_b: str, suite: str, *, store=None, metric: str = "robust",
                 outcomes: str | Path | None = None) -> Pairing:
     """Compare ``model_a`` with ``model_b`` on ``suite``; raises ValueError when nothing can be paired."""
-    from symbench.bench.run.compare import compare_rows, matching_rows, same_examples_problem
+    from symbench.bench.run.compare import compare_rows, matching_rows, paired_rows, same_examples_problem
     from symbench.leaderboard.outcomes import resolve
 
     a, b = matching_rows(rows, model_a, suite), matching_rows(rows, model_b, suite)
@@ -33,8 +33,9 @@ def pair_models(rows: list[dict], model_a: str, model_b: str, suite: str, *, sto
     if not common:
         raise ValueError(f"{model_a} and {model_b} share no (threat, eps) in suite {suite!r}")
     out = Pairing()
+    pairs = paired_rows(rows, model_a, model_b, suite)
     for k in common:
-        ra, rb = a[k], b[k]
+        ra, rb = pairs.get(k) or (a[k], b[k])  # no n in common: the largest-n rows, refused just below
         problem = same_examples_problem(ra, rb)
         if problem:
             out.refused.append(problem)

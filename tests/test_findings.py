@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 import symbench
-from conftest import DET_SUITE, TinyCNN
+from conftest import DET_SUITE, TinyCNN, make_data
 from symbench.bench.run.records import read_rows
 from symbench.leaderboard import findings
 from symbench.leaderboard.findings import Pairing
@@ -98,3 +98,29 @@ def test_each_spec_fills_its_own_readme_section(tmp_path):
     assert "AT text" in text and "old" not in text
     assert spatial["question"] in text.split("<!-- findings_spatial:begin -->")[1]
     assert not findings.update_readme(spatial, readme)          # already current
+
+
+def test_a_model_rerun_at_a_larger_n_still_pairs_at_the_common_n_and_names_the_rerun(tiny_model, tmp_path):
+    """sym_at is rerun on more examples (as the AT models go to RobustBench's 10,000) and plain_at is not yet:
+    the findings and `compare` pair them on the examples both have, the larger-n row is never paired with a
+    smaller one, and the findings name the command that pairs them at the larger n."""
+    from symbench.leaderboard.pairing import pair_models
+
+    suite = tmp_path / "det.toml"
+    suite.write_text(DET_SUITE)
+    rows, store = tmp_path / "rows.jsonl", tmp_path / "store"
+    kw = dict(rows=rows, store=store, checks=False, progress=False)
+    small, large = make_data(n=30), make_data(n=60)
+    symbench.benchmark(tiny_model, str(suite), name="sym_at", data=small, **kw)
+    symbench.benchmark(tiny_model, str(suite), name="sym_at", data=large, **kw)
+    torch.manual_seed(1)
+    symbench.benchmark(TinyCNN().eval(), str(suite), name="plain_at", data=small, **kw)
+    spec = {"question": "q?", "suite": "det", "n": 30, "also": [], "pairs": [Pairing("sym_at", "plain_at", "t")]}
+    got = findings.compute(read_rows(rows), store, spec)
+    assert [c["n"] for c in got["comparisons"]] == [30, 30]
+    assert {m["model"] for m in got["missing"]} == {"plain_at"}
+    assert all(m["how"].endswith("--n 60") for m in got["missing"])
+    paired = pair_models(read_rows(rows), "sym_at", "plain_at", "det", store=store)
+    assert [c.stats.n for c in paired.comparisons] == [30, 30] and not paired.refused
+    # the spec asks for more than the examples both have: no claim from the smaller pair
+    assert findings.compute(read_rows(rows), store, {**spec, "n": 60})["comparisons"] == []

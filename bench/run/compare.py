@@ -82,13 +82,33 @@ def compare_rows(a: dict, b: dict, store_root: str | Path | None = None, metric:
                          metric, stats)
 
 
-def matching_rows(rows: list[dict], model: str, suite: str) -> dict[tuple, dict]:
-    """(threat, eps) → the newest row of ``model`` in ``suite`` with the largest n (no smaller-n stand-ins)."""
-    best: dict[tuple, dict] = {}
+def rows_by_n(rows: list[dict], model: str, suite: str) -> dict[tuple, dict[int, dict]]:
+    """(threat, eps) → n → the newest row of ``model`` in ``suite`` at that n."""
+    out: dict[tuple, dict[int, dict]] = {}
     for r in rows:
         if r["model"] != model or r["suite"] != suite or r.get("robust_acc") is None or r.get("variant"):
             continue
-        k = (r["threat"], round(r["eps"], 8))
-        if k not in best or r["n"] >= best[k]["n"]:
-            best[k] = r
-    return best
+        out.setdefault((r["threat"], round(r["eps"], 8)), {})[r["n"]] = r
+    return out
+
+
+def matching_rows(rows: list[dict], model: str, suite: str) -> dict[tuple, dict]:
+    """(threat, eps) → the newest row of ``model`` in ``suite`` with the largest n (no smaller-n stand-ins)."""
+    return {k: by_n[max(by_n)] for k, by_n in rows_by_n(rows, model, suite).items()}
+
+
+def paired_rows(rows: list[dict], model_a: str, model_b: str, suite: str, min_n: int = 0
+                ) -> dict[tuple, tuple[dict, dict]]:
+    """(threat, eps) both models have → their rows at the largest n both were run at (>= ``min_n``).
+
+    A model rerun at a larger n (RobustBench's 10,000) still pairs, at the smaller n, with one that has only
+    that, instead of being refused as run on other examples; a (threat, eps) with no common n >= ``min_n``
+    is left out.
+    """
+    a, b = rows_by_n(rows, model_a, suite), rows_by_n(rows, model_b, suite)
+    out = {}
+    for k in sorted(set(a) & set(b)):
+        common = [n for n in set(a[k]) & set(b[k]) if n >= min_n]
+        if common:
+            out[k] = (a[k][max(common)], b[k][max(common)])
+    return out
