@@ -164,3 +164,44 @@ def test_escalation_reports_progress_while_a_remedy_runs(tiny_model, setup, monk
                  apgd_iters=3, surrogate=False)
     beats = [r.getMessage() for r in caplog.records if r.getMessage().startswith("escalation linf eps=0.0600: ")]
     assert any("apgd (1/2)" in b for b in beats) and any("square20 (2/2)" in b for b in beats), beats
+
+
+def test_a_killed_escalation_resumes_from_the_pieces_it_finished(tiny_model, setup, tmp_path, monkeypatch):
+    """Remedies are stored a piece of survivors at a time: killed after two pieces, a rerun computes only the
+    rest and gives what an uninterrupted run gives; a third run computes nothing."""
+    from symbench.bench.checks import escalate as esc_module
+
+    root, data, _ = setup
+    (tmp_path / "piece.toml").write_text(SUITE.format(tag="_piece").replace("version = 1\n",
+                                                                           "version = 1\nescalate_piece = 4\n"))
+    suite = load_suite(str(tmp_path / "piece.toml"))
+    outs, key = run_suite(tiny_model, suite, data, model_name="plain", store_root=str(tmp_path / "s"), progress=False)
+    assert outs[0].robust.sum() > 8  # several pieces
+    real, calls = esc_module.run_cascade, []
+
+    def counted(*a, **k):
+        calls.append(1)
+        if kill_at and len(calls) == kill_at:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(esc_module, "run_cascade", counted)
+    kw = dict(checks=None, force=True, square_queries=30, apgd_iters=5, surrogate=False)
+    kill_at = 0
+    whole, = escalate(tiny_model, suite, data, outs, store=Store(str(tmp_path / "a"), "plain", key), **kw)
+    n_pieces = len(calls)
+    assert n_pieces > 2 and whole.piece == 4 and whole.row_fields()["escalation"]["piece"] == 4
+    calls.clear()
+    kill_at = 3
+    killed = Store(str(tmp_path / "b"), "plain", key)
+    with pytest.raises(KeyboardInterrupt):
+        escalate(tiny_model, suite, data, outs, store=killed, **kw)
+    calls.clear()
+    kill_at = 0
+    resumed, = escalate(tiny_model, suite, data, outs, store=killed, **kw)
+    assert len(calls) == n_pieces - 2
+    assert torch.equal(resumed.robust, whole.robust) and resumed.broken_by == whole.broken_by
+    assert resumed.id == whole.id
+    calls.clear()
+    escalate(tiny_model, suite, data, outs, store=killed, **kw)
+    assert calls == []

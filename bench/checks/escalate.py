@@ -28,6 +28,11 @@ key: a rerun with escalation supersedes the unescalated row.
 
 Budgets (suite options, AutoAttack's by default): ``escalate_apgd_iters`` (100), ``escalate_eot`` (20),
 ``escalate_square_queries`` (5000).
+
+A remedy runs for up to an hour (Square's 5000 queries on 400 survivors; APGD with EOT 20 on a defense that
+costs ~20 base passes per forward), so it is stored in pieces (:data:`PIECE`: ``escalate_piece`` survivors
+each, batch j of its group): a killed escalation resumes at the piece it was in. Every piece runs with the
+remedy's seeds; a remedy that fits in one piece is stored as before pieces existed.
 """
 from __future__ import annotations
 
@@ -40,7 +45,7 @@ import torch
 from torch import nn
 
 from symbench.bench.attacks import create_attack
-from symbench.bench.checks.spot import Step, cached_cascade, row_group, runs_standard_apgd, seed_of, run_cascade
+from symbench.bench.checks.spot import Cascade, Step, cached_cascade, row_group, runs_standard_apgd, seed_of, run_cascade
 from symbench.bench.run.progress import ForwardCounter, Heartbeat
 
 log = logging.getLogger(__name__)
@@ -51,6 +56,9 @@ TRIGGERS = ("gradients_nonzero", "outputs_are_logits", "large_eps_breaks_all", "
             "transfer_not_stronger", "deterministic_or_eot", "more_steps_converged", "iterative_beats_single_step",
             "apgd_not_stronger")
 DEFAULTS = {"apgd_iters": 100, "eot": 20, "square_queries": 5000}
+# survivors per stored piece of a remedy (suite option escalate_piece): a deterministic model's pieces take
+# minutes; a randomized model's examples cost EOT x draws more, so its pieces are smaller
+PIECE = {"deterministic": 64, "randomized": 16}
 # the default surrogate when none is named and the model has no base of its own
 AT_CLEAN_BELOW = 0.70
 DEFAULT_RULE = ("no surrogate named and no base: the shipped plain CNN of matching depth (baseline_cnn4 for a card "
@@ -79,6 +87,7 @@ class Escalation:
     store_group: str = ""            # where the escalated per-example mask is stored (batch 0)
     surrogate_rule: str = ""         # how the surrogate was chosen
     effects: list[dict] = field(default_factory=list)  # per remedy: what it attacked and broke, its store group
+    piece: int = 0                   # survivors per stored piece of a remedy (0: before pieces existed)
 
     @property
     def robust_acc(self) -> float:
@@ -91,7 +100,7 @@ class Escalation:
                                "surrogate": self.surrogate, "surrogate_rule": self.surrogate_rule,
                                "effects": self.effects, "n_attacked": self.n_attacked, "n_forward": self.n_forward,
                                "seconds": round(self.seconds, 3), "notes": self.notes, "id": self.id,
-                               "store_group": self.store_group, "version": VERSION}}
+                               "store_group": self.store_group, "piece": self.piece, "version": VERSION}}
 
 
 def flagged(row_checks: dict | None) -> list[str]:
@@ -286,6 +295,9 @@ def escalate(model: nn.Module, suite, data, outcomes: list, *, checks: dict | No
     budget = budget_of(suite, square_queries=square_queries, eot=eot, apgd_iters=apgd_iters)
     x, y = data.x.to(device), data.y.to(device)
     draws = scoring_draws(model, suite, x)
+    piece = int(suite.option("escalate_piece", PIECE["randomized" if draws > 1 else "deterministic"]))
+    if piece < 1:
+        raise ValueError(f"suite option escalate_piece must be >= 1, got {piece}")
     sur_cache: dict[bool, tuple] = {}
     out: list[Escalation | None] = []
     for o in outcomes:
@@ -300,7 +312,8 @@ def escalate(model: nn.Module, suite, data, outcomes: list, *, checks: dict | No
         row_seed = seed_of(suite.seed, "escalate", o.norm, float(o.eps))
         remedies, notes = remedies_for(model, suite, o.norm, float(o.eps), draws=draws, trigger=trig,
                                        surrogates=surrogates, seed=row_seed, budget=budget, num_classes=num_classes)
-        esc_id = _digest({"version": VERSION, "remedies": [r.config for r in remedies]})
+        # the piece size is part of the identity: pieces draw their random starts apart, so results differ
+        esc_id = _digest({"version": VERSION, "remedies": [r.config for r in remedies], "piece": piece})
         group_row = row_group(o.norm, o.eps)
         log.info("escalating %s eps %.4f (flagged: %s): %s on %d survivors", o.norm, o.eps, ", ".join(trig) or "forced",
                  ", ".join(r.tag for r in remedies), int(o.robust.sum()))
@@ -314,9 +327,10 @@ def escalate(model: nn.Module, suite, data, outcomes: list, *, checks: dict | No
                 beat.set(f"{rem.tag} ({i_rem + 1}/{len(remedies)}) on {len(idx)} survivors")
                 labels += [s for s, _ in rem.steps]
                 group = f"escalate_{rem.tag}_{group_row}_{_digest(idx.tolist())[:8]}"
-                res = cached_cascade(store, group, idx, {**rem.config, "steps": [s for s, _ in rem.steps]},
-                                     lambda rem=rem, idx=idx: run_cascade(model, rem.steps, x, y, idx, draws,
-                                                                          num_classes))
+                res = in_pieces(store, group, idx, {**rem.config, "steps": [s for s, _ in rem.steps]},
+                                lambda sub, rem=rem: run_cascade(model, rem.steps, x, y, sub, draws, num_classes),
+                                piece, lambda j, k, rem=rem, i=i_rem, n=len(idx): beat.set(
+                                    f"{rem.tag} ({i + 1}/{len(remedies)}) on {n} survivors, piece {j + 1}/{k}"))
                 for i, b in zip(res.idx, res.broken_by):
                     if b is not None:
                         robust[i] = False
@@ -334,8 +348,32 @@ def escalate(model: nn.Module, suite, data, outcomes: list, *, checks: dict | No
         surrogate_names = ",".join(n for n, _ in surrogates) or None
         out.append(Escalation(o.norm, float(o.eps), trig or ["forced"], robust, o.robust_acc, broken_by, labels,
                               surrogate_names, int(o.robust.sum()), n_forward, seconds, sur_notes + notes, esc_id,
-                              mask_group, rule, effects))
+                              mask_group, rule, effects, piece))
     return out
+
+
+def in_pieces(store, group: str, idx: torch.Tensor, config: dict, run, piece: int, started=None) -> Cascade:
+    """One remedy's cascade on ``idx``, computed and stored ``piece`` examples at a time (batch j of ``group``),
+    so a killed run keeps the pieces it finished; the pieces' results, joined. ``started(j, k)``: piece j of k."""
+    if len(idx) <= piece:  # one piece: stored exactly as before pieces existed
+        if started is not None:
+            started(0, 1)
+        return cached_cascade(store, group, idx, config, lambda: run(idx))
+    k = -(-len(idx) // piece)
+    parts = []
+    for j in range(k):
+        sub = idx[j * piece:(j + 1) * piece]
+        if started is not None:
+            started(j, k)
+        parts.append(cached_cascade(store, group, sub, {**config, "piece": piece, "pieces": k},
+                                    lambda sub=sub: run(sub), batch=j))
+    per_step: dict[str, int] = {}
+    for p in parts:
+        for label, broke in p.per_step.items():
+            per_step[label] = per_step.get(label, 0) + broke
+    return Cascade([i for p in parts for i in p.idx], [b for p in parts for b in p.broken_by],
+                   [c for p in parts for c in p.p_correct], per_step, sum(p.n_forward for p in parts),
+                   sum(p.n_backward for p in parts), sum(p.seconds for p in parts))
 
 
 def escalated_mask(row: dict, store_root) -> list[bool] | None:
