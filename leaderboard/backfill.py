@@ -48,8 +48,9 @@ def backfill(rows_path: str | Path, *, store=None, model: str | None = None, sui
     out_path = oc.beside(rows_path)
     index = oc.load_index(out_path)
     runs: dict[tuple, list[dict]] = {}
+    published = index.runs
     for r in rows:
-        if not oc.needs_outcomes(r) or oc.key_of(r) in index.records:
+        if not oc.needs_outcomes(r) or oc.key_of(r) in published:
             continue
         if (model and not fnmatch.fnmatchcase(r["model"], model)) or (suite and not fnmatch.fnmatchcase(r["suite"], suite)):
             continue

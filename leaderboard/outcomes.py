@@ -2,8 +2,8 @@
 
 Each line is ``{"model", "store_key", "group", "suite_id", "data_sha256", "sha256", "outcome"}`` where
 ``outcome`` is a packed :class:`~symbench.bench.run.outcomes.RowOutcome` and ``sha256`` its digest. A row
-points at exactly one record: its ``(model, store_key, threat, eps)``, and since issue 23 the digest it
-carries as ``outcomes_sha256``. The file is append-only like the rows, written by ``--publish`` /
+points at exactly one record: its ``(model, store_key, threat, eps)`` and, for an escalated row, its
+``escalation_id`` (:func:`record_key`), and since issue 23 the digest it carries as ``outcomes_sha256``. The file is append-only like the rows, written by ``--publish`` /
 ``leaderboard add`` together with the rows, shipped as package data, and read by ``compare``,
 ``findings`` and ``leaderboard verify`` where the user's own store lacks a run.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from symbench.paths import package_file
@@ -77,31 +77,60 @@ def needs_outcomes(row: dict) -> bool:
             and (row.get("suite") not in _other_kinds() or "outcomes_sha256" in row))
 
 
+def record_key(row_or_record: dict) -> tuple[str, str, str, str]:
+    """A record's identity: its run and (threat, eps), and the escalation whose mask it carries ("" for none).
+
+    One run can have two published rows, the suite's and an escalation of it (issue 26); their records share
+    the suite's masks and differ in the escalated one, so each has a record of its own.
+    """
+    d = row_or_record
+    group = d["group"] if "group" in d else group_of(d)
+    return d["model"], str(d.get("store_key")), group, d.get("escalation_id") or ""
+
+
 @dataclass(frozen=True)
 class OutcomeIndex:
-    """The records of one outcomes file by (model, store_key, group)."""
+    """The records of one outcomes file by :func:`record_key`."""
 
     path: Path
     records: dict
 
+    @cached_property
+    def by_run(self) -> dict:
+        """(model, store_key, group) → that run's records (the suite's, and one per published escalation)."""
+        out: dict = {}
+        for k, rec in self.records.items():
+            out.setdefault(k[:3], []).append(rec)
+        return out
+
+    @property
+    def runs(self) -> set:
+        """The (model, store_key, group) of every run with a record (what the pending list names)."""
+        return set(self.by_run)
+
     def get(self, row: dict):
         """The verified :class:`RowOutcome` behind ``row``, or None when the file has none for it.
 
+        The record the row names by ``outcomes_sha256`` among its run's records; a row that names none (published
+        before issue 23) takes its own record, else any of its run's (they share the suite's masks).
         Raises ValueError when a record exists but is damaged, or its digest is not the one the row carries.
         """
         from symbench.bench.run.outcomes import RowOutcome
 
-        rec = self.records.get(key_of(row))
-        if rec is None:
+        run = self.by_run.get(key_of(row), [])
+        if not run:
             return None
+        want = row.get("outcomes_sha256")
+        named = [rec for rec in run if rec["sha256"] == want]
+        rec = named[0] if named else (self.records.get(record_key(row)) or run[0])
         out = RowOutcome.from_json(rec["outcome"])
         if out.sha256() != rec["sha256"]:
             raise ValueError(f"{self.path}: the outcome record of {row['model']} {rec['group']} (store key "
                              f"{rec['store_key']}) fails its sha256 (edited after it was published)")
-        want = row.get("outcomes_sha256")
         if want and want != rec["sha256"]:
             raise ValueError(f"{row['model']} {row['suite']} {row['threat']} eps {row.get('eps_display')}: the row "
-                             f"points at outcomes {want[:12]}, {self.path} holds {rec['sha256'][:12]}")
+                             f"points at outcomes {want[:12]}, {self.path} holds "
+                             f"{', '.join(r['sha256'][:12] for r in run)}")
         return out
 
 
@@ -123,16 +152,19 @@ def _load(path: str, size: int, mtime: int) -> OutcomeIndex:
             continue
         try:
             rec = json.loads(line)
-            records[(rec["model"], rec["store_key"], rec["group"])] = rec
+            records[record_key(rec)] = rec
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ValueError(f"{path}:{i}: not an outcome record ({err})") from None
     return OutcomeIndex(Path(path), records)
 
 
 def record_for(row: dict, outcome) -> dict:
-    return {"model": row["model"], "store_key": row["store_key"], "group": group_of(row),
-            "suite_id": row.get("suite_id"), "data_sha256": row.get("data_sha256"), "sha256": outcome.sha256(),
-            "outcome": outcome.to_json()}
+    rec = {"model": row["model"], "store_key": row["store_key"], "group": group_of(row),
+           "suite_id": row.get("suite_id"), "data_sha256": row.get("data_sha256"), "sha256": outcome.sha256(),
+           "outcome": outcome.to_json()}
+    if row.get("escalation_id"):
+        rec["escalation_id"] = row["escalation_id"]
+    return rec
 
 
 def outcome_of(row: dict, store_root):
@@ -150,8 +182,9 @@ def outcome_of(row: dict, store_root):
 def append_records(outcomes_path: str | Path, records: list[dict]) -> int:
     """Append outcome records not yet in the file (under the rows' file lock); returns how many were added.
 
-    A record for a (model, store key, group) the file already holds with another digest is refused:
-    outcomes are append-only and a run's outcomes are deterministic.
+    A record the file already holds (:func:`record_key`) with another digest is refused, and so is one whose
+    suite masks (clean, robust, per attack) differ from another record of the same run: outcomes are
+    append-only and a run's outcomes are deterministic. An escalation of a published run adds its own record.
     """
     from symbench.bench.run.records import rows_lock
     from symbench.bench.run.store import atomic_write_text, check_writable, resolve_target
@@ -163,11 +196,14 @@ def append_records(outcomes_path: str | Path, records: list[dict]) -> int:
         have = load_index(path).records
         new = []
         for rec in records:
-            k = (rec["model"], rec["store_key"], rec["group"])
+            k = record_key(rec)
             old = have.get(k)
-            if old is not None and old["sha256"] != rec["sha256"]:
+            same_run = [o for kk, o in have.items() if kk[:3] == k[:3]]
+            if (old is not None and old["sha256"] != rec["sha256"]) or any(_suite_masks(o) != _suite_masks(rec)
+                                                                            for o in same_run):
+                other = old or same_run[0]
                 raise ValueError(f"{path} already holds other outcomes for {rec['model']} {rec['group']} store key "
-                                 f"{rec['store_key']} ({old['sha256'][:12]} vs {rec['sha256'][:12]}): outcomes are "
+                                 f"{rec['store_key']} ({other['sha256'][:12]} vs {rec['sha256'][:12]}): outcomes are "
                                  "append-only, and a run's outcomes do not change")
             if old is None:
                 have = {**have, k: rec}
@@ -180,6 +216,14 @@ def append_records(outcomes_path: str | Path, records: list[dict]) -> int:
                                                    for r in new))
             log.info("published the per-example outcomes of %d run(s) to %s", len(new), path)
     return len(new)
+
+
+def _suite_masks(rec: dict) -> tuple:
+    """A record's masks of the suite itself (not the escalation's): the same in every record of one run."""
+    from symbench.bench.run.outcomes import RowOutcome
+
+    o = RowOutcome.from_json(rec["outcome"])
+    return o.n, o.clean, o.robust, sorted(o.after.items())
 
 
 def attach(rows: list[dict], store_root, outcomes_path: str | Path) -> list[dict]:
@@ -251,7 +295,7 @@ def prune_pending(rows_path: str | Path, outcomes_path: str | Path | None = None
     """Take off the pending list every entry whose outcomes are published now (by a backfill, or by a rerun
     of the same run published with its outcomes); returns how many."""
     pending = read_pending(rows_path)
-    done = pending & set(load_index(outcomes_path or beside(rows_path)).records) if pending else set()
+    done = pending & load_index(outcomes_path or beside(rows_path)).runs if pending else set()
     if done:
         write_pending(rows_path, pending - done)
     return len(done)

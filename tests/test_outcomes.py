@@ -193,3 +193,29 @@ def test_readme_compare_line_gives_the_published_findings_with_no_store(tmp_path
         assert got["n"] == c["n"] and got["source_a"].startswith("published") and got["source_b"].startswith("published")
         assert (got["diff"], got["p_value"]) == (pytest.approx(c["robust"]["diff"], abs=1e-12),
                                                  pytest.approx(c["robust"]["p_value"], rel=1e-9))
+
+
+def test_an_escalation_of_a_published_run_adds_its_own_record_and_both_rows_resolve(published, tmp_path):
+    """A run published with its outcomes, then escalated (issue 26): the escalated row's record (same run, the
+    escalated mask added) is appended beside the suite's instead of being refused, each row resolves to its own
+    and validates; an 'escalation' whose suite masks differ from the run's is refused (outcomes never change)."""
+    board = _copy_board(published, tmp_path)
+    rows = read_rows(board)
+    plain = next(r for r in rows if r["model"] == "tiny_a")
+    index = oc.load_index(oc.beside(board))
+    suite_out = index.get(plain)
+    escalated = [False] * suite_out.n  # the escalation broke every survivor
+    esc_out = RowOutcome(suite_out.n, suite_out.clean, suite_out.robust, suite_out.after, escalated)
+    esc_row = dict(plain, escalated_robust_acc=0.0, escalation_id="0123456789ab", outcomes_sha256=esc_out.sha256(),
+                   escalation={"trigger": ["forced"], "robust_acc": 0.0, "remedies": [], "broken_by": {}})
+    assert oc.append_records(oc.beside(board), [oc.record_for(esc_row, esc_out)]) == 1
+    with board.open("a") as f:
+        f.write(json.dumps(esc_row) + "\n")
+    index = oc.load_index(oc.beside(board))
+    assert index.get(plain).escalated is None and index.get(esc_row).escalated == escalated
+    assert oc.validate(board) == ([], 0)
+    robust = list(suite_out.robust)
+    robust[0] = not robust[0]
+    forged = RowOutcome(suite_out.n, suite_out.clean, robust, suite_out.after, escalated)
+    with pytest.raises(ValueError, match="append-only"):
+        oc.append_records(oc.beside(board), [oc.record_for(dict(esc_row, escalation_id="ba9876543210"), forged)])
