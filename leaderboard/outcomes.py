@@ -205,6 +205,8 @@ def append_records(outcomes_path: str | Path, records: list[dict]) -> int:
                 raise ValueError(f"{path} already holds other outcomes for {rec['model']} {rec['group']} store key "
                                  f"{rec['store_key']} ({other['sha256'][:12]} vs {rec['sha256'][:12]}): outcomes are "
                                  "append-only, and a run's outcomes do not change")
+            if old is None and any(o["sha256"] == rec["sha256"] for o in same_run):
+                continue  # the same outcomes, published before records named their escalation
             if old is None:
                 have = {**have, k: rec}
                 new.append(rec)

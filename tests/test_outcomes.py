@@ -219,3 +219,6 @@ def test_an_escalation_of_a_published_run_adds_its_own_record_and_both_rows_reso
     forged = RowOutcome(suite_out.n, suite_out.clean, robust, suite_out.after, escalated)
     with pytest.raises(ValueError, match="append-only"):
         oc.append_records(oc.beside(board), [oc.record_for(dict(esc_row, escalation_id="ba9876543210"), forged)])
+    # the same outcomes again under another key (a record from before records named their escalation): not added
+    assert oc.append_records(oc.beside(board), [oc.record_for(dict(plain, escalation_id="ba9876543210"),
+                                                              suite_out)]) == 0
