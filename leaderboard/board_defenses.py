@@ -26,7 +26,10 @@ def gain_cell(r: dict) -> Cell:
                 + ("" if lo > 0 or hi < 0 else " no significant gain"),
                 title=("paired on the same examples, exact McNemar p-value" if paired else
                        "unpaired (Newcombe): this row predates the paired gain; rerun it for the paired test")
-                + ("; the interval contains 0: no significant gain" if lo <= 0 <= hi else "; the interval excludes 0"))
+                + ("; the interval contains 0: no significant gain" if lo <= 0 <= hi else "; the interval excludes 0")
+                + ("; from the suite's numbers on both sides: the escalation that gives the headline attacked the "
+                   "defended model only, so it is not paired against the base" if r.get("escalated_robust_acc")
+                   is not None else ""))
 
 
 def clean_cell(r: dict) -> Cell:

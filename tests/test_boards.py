@@ -94,6 +94,10 @@ def test_defense_gain_is_paired_when_the_row_has_it():
     sig = dict(g, diff=0.10, low=0.04, high=0.16, p_value=0.001, significant=True)
     r = lb.defense_board([dict(d, defense_gain=sig)], {}, {"m+def", "m"}).table.rows[0]
     assert "no significant gain" not in " ".join(c.sub for c in r.cells)
+    # an escalated row ranks by its escalated number; its gain cell says the gain is the suite's, not the headline's
+    esc = lb.defense_board([dict(d, escalated_robust_acc=0.2)], {}, {"m+def", "m"}).table.rows[0]
+    assert "attacked the defended model only" in " ".join(c.title or "" for c in esc.cells)
+    assert "attacked the defended model only" not in " ".join(c.title or "" for c in r.cells)
 
 
 def test_defense_board_shows_the_full_budget_rows_beside_the_ranked_adaptive_ones():
