@@ -58,7 +58,7 @@ TRIGGERS = ("gradients_nonzero", "outputs_are_logits", "large_eps_breaks_all", "
 DEFAULTS = {"apgd_iters": 100, "eot": 20, "square_queries": 5000}
 # survivors per stored piece of a remedy (suite option escalate_piece): a deterministic model's pieces take
 # minutes; a randomized model's examples cost EOT x draws more, so its pieces are smaller
-PIECE = {"deterministic": 64, "randomized": 16}
+PIECE = {"deterministic": 64, "randomized": 8}
 # the default surrogate when none is named and the model has no base of its own
 AT_CLEAN_BELOW = 0.70
 DEFAULT_RULE = ("no surrogate named and no base: the shipped plain CNN of matching depth (baseline_cnn4 for a card "
