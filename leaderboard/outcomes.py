@@ -3,7 +3,8 @@
 Each line is ``{"model", "store_key", "group", "suite_id", "data_sha256", "sha256", "outcome"}`` where
 ``outcome`` is a packed :class:`~symbench.bench.run.outcomes.RowOutcome` and ``sha256`` its digest. A row
 points at exactly one record: its ``(model, store_key, threat, eps)`` and, for an escalated row, its
-``escalation_id`` (:func:`record_key`), and since issue 23 the digest it carries as ``outcomes_sha256``. The file is append-only like the rows, written by ``--publish`` /
+``escalation_id`` (:func:`record_key`), and since issue 23 the digest it carries as ``outcomes_sha256``.
+The file is append-only like the rows, written by ``--publish`` /
 ``leaderboard add`` together with the rows, shipped as package data, and read by ``compare``,
 ``findings`` and ``leaderboard verify`` where the user's own store lacks a run.
 
