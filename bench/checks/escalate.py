@@ -367,13 +367,7 @@ def in_pieces(store, group: str, idx: torch.Tensor, config: dict, run, piece: in
             started(j, k)
         parts.append(cached_cascade(store, group, sub, {**config, "piece": piece, "pieces": k},
                                     lambda sub=sub: run(sub), batch=j))
-    per_step: dict[str, int] = {}
-    for p in parts:
-        for label, broke in p.per_step.items():
-            per_step[label] = per_step.get(label, 0) + broke
-    return Cascade([i for p in parts for i in p.idx], [b for p in parts for b in p.broken_by],
-                   [c for p in parts for c in p.p_correct], per_step, sum(p.n_forward for p in parts),
-                   sum(p.n_backward for p in parts), sum(p.seconds for p in parts))
+    return Cascade.join(parts)
 
 
 def escalated_mask(row: dict, store_root) -> list[bool] | None:

@@ -89,6 +89,17 @@ class Cascade:
         return cls(list(rec["idx"]), list(rec["broken_by"]), list(rec["p_correct"]), dict(rec["per_step"]),
                    int(rec["n_forward"]), int(rec["n_backward"]), float(rec["seconds"]))
 
+    @classmethod
+    def join(cls, parts: list["Cascade"]) -> "Cascade":
+        """Cascades on disjoint subsets (pieces, growth stages) as one: lists in order, counts summed."""
+        per_step: dict[str, int] = {}
+        for p in parts:
+            for label, broke in p.per_step.items():
+                per_step[label] = per_step.get(label, 0) + broke
+        return cls([i for p in parts for i in p.idx], [b for p in parts for b in p.broken_by],
+                   [c for p in parts for c in p.p_correct], per_step, sum(p.n_forward for p in parts),
+                   sum(p.n_backward for p in parts), sum(p.seconds for p in parts))
+
 
 Step = tuple[str, Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]]  # (label, fn(model, x, y) -> x_adv)
 
@@ -206,8 +217,9 @@ def spot_check_row(model: nn.Module, suite, x: torch.Tensor, y: torch.Tensor, ou
         if s >= n_surv or n >= max_n or not _undecided(broken, s, ra):
             break
         n = min(2 * n, max_n)
-    per_step = {k: sum(p.per_step.get(k, 0) for p in parts) for k in ("apgd_ce", "apgd_t")}
-    n_forward, seconds = sum(p.n_forward for p in parts), sum(p.seconds for p in parts)
+    joined = Cascade.join(parts)
+    per_step = {k: joined.per_step.get(k, 0) for k in ("apgd_ce", "apgd_t")}
+    n_forward, seconds = joined.n_forward, joined.seconds
     drop = broken / s * ra
     if len(parts) > 1:
         note += f"; grown {cfg['n']}->{s} while the 95% interval straddled {100 * FAIL_POINTS:.0f} points"
