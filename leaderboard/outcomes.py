@@ -195,12 +195,21 @@ def append_records(outcomes_path: str | Path, records: list[dict]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     with rows_lock(path):
         have = load_index(path).records
+        runs: dict[tuple, list[dict]] = {}  # the records of each run (record_key[:3]): one scan, not one per record
+        for kk, o in have.items():
+            runs.setdefault(kk[:3], []).append(o)
+        masks: dict[int, tuple] = {}        # a record's suite masks, decoded once (by identity, not its claims)
+
+        def suite_masks(o):
+            if id(o) not in masks:
+                masks[id(o)] = _suite_masks(o)
+            return masks[id(o)]
         new = []
         for rec in records:
             k = record_key(rec)
             old = have.get(k)
-            same_run = [o for kk, o in have.items() if kk[:3] == k[:3]]
-            if (old is not None and old["sha256"] != rec["sha256"]) or any(_suite_masks(o) != _suite_masks(rec)
+            same_run = runs.get(k[:3], [])
+            if (old is not None and old["sha256"] != rec["sha256"]) or any(suite_masks(o) != suite_masks(rec)
                                                                             for o in same_run):
                 other = old or same_run[0]
                 raise ValueError(f"{path} already holds other outcomes for {rec['model']} {rec['group']} store key "
@@ -209,7 +218,8 @@ def append_records(outcomes_path: str | Path, records: list[dict]) -> int:
             if old is None and any(o["sha256"] == rec["sha256"] for o in same_run):
                 continue  # the same outcomes, published before records named their escalation
             if old is None:
-                have = {**have, k: rec}
+                have[k] = rec
+                runs.setdefault(k[:3], []).append(rec)
                 new.append(rec)
         if new:
             text = path.read_text() if path.is_file() else ""
