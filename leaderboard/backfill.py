@@ -49,12 +49,14 @@ def backfill(rows_path: str | Path, *, store=None, model: str | None = None, sui
     index = oc.load_index(out_path)
     runs: dict[tuple, list[dict]] = {}
     published = index.runs
+    rows = [r for r in rows if (not model or fnmatch.fnmatchcase(r["model"], model))
+            and (not suite or fnmatch.fnmatchcase(r["suite"], suite))]
+    if not rows and (model or suite):  # a typo is an error, not "0 published now"
+        raise ValueError(f"no row of {rows_path} matches " + " and ".join(
+            f"--{k} {v!r}" for k, v in (("model", model), ("suite", suite)) if v))
     for r in rows:
-        if not oc.needs_outcomes(r) or oc.key_of(r) in published:
-            continue
-        if (model and not fnmatch.fnmatchcase(r["model"], model)) or (suite and not fnmatch.fnmatchcase(r["suite"], suite)):
-            continue
-        runs.setdefault(oc.key_of(r), []).append(r)
+        if oc.needs_outcomes(r) and oc.key_of(r) not in published:
+            runs.setdefault(oc.key_of(r), []).append(r)
     i, k = parse_jobs(jobs)
     report = Report()
     by_run = sorted({(m, key) for m, key, _ in runs})

@@ -222,3 +222,34 @@ def test_an_escalation_of_a_published_run_adds_its_own_record_and_both_rows_reso
     # the same outcomes again under another key (a record from before records named their escalation): not added
     assert oc.append_records(oc.beside(board), [oc.record_for(dict(plain, escalation_id="ba9876543210"),
                                                               suite_out)]) == 0
+
+
+def test_backfill_recomputes_runs_into_an_empty_store_and_only_rows_whose_numbers_agree_are_published(
+        published, tmp_path, monkeypatch):
+    """`leaderboard outcomes --recompute`: the board's outcomes gone and no store, each run is found from its row's
+    store key, recomputed, and published with the digest it had; a row whose robust accuracy was edited by one
+    example stays pending, as its run's masks do not give its numbers. A model no row has is an error."""
+    from symbench.leaderboard import backfill as bf, recover
+
+    board = _copy_board(published, tmp_path)
+    rows = read_rows(board)
+    want = {oc.key_of(r): r["outcomes_sha256"] for r in rows}
+    oc.beside(board).write_text("")
+    bare = [{k: v for k, v in r.items() if k != "outcomes_sha256"} for r in rows]
+    liar = bare[-1]
+    liar["robust_acc"] = min(1.0, liar["robust_acc"] + 1 / liar["n"])
+    board.write_text("".join(json.dumps(r) + "\n" for r in bare))
+    oc.write_pending(board, set(want))
+    monkeypatch.setattr(recover, "load_for_row", lambda row, **kw: (published["models"][row["model"]],
+                                                                     published["data"]))
+    find = recover.find_run
+    monkeypatch.setattr(recover, "find_run", lambda row, m, d: find(row, m, d, suite=published["suite"]))
+    with pytest.raises(ValueError, match="no row of .* matches --model 'tiny_typo'"):
+        bf.backfill(board, store=tmp_path / "fresh", model="tiny_typo", recompute=True, progress=False)
+    report = bf.backfill(board, store=tmp_path / "fresh", recompute=True, progress=False)
+    assert (report.published, report.pending) == (len(rows) - 1, 1), report.lines
+    assert "do not give the row's numbers" in next(line for line in report.lines if line.startswith("pending"))
+    index = oc.load_index(oc.beside(board))
+    got = {k[:3]: rec["sha256"] for k, rec in index.records.items()}
+    assert got == {k: v for k, v in want.items() if k != oc.key_of(liar)}  # the digests the rows were published with
+    assert oc.read_pending(board) == {oc.key_of(liar)}
