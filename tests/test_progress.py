@@ -152,3 +152,20 @@ def test_the_checks_report_each_check(tiny_model, tiny_data, tmp_path, caplog):
     assert any(line.startswith("check 1/2 iterative_beats_single_step: ") for line in lines), lines
     assert any(line.startswith("check 2/2 gradients_nonzero: ") for line in lines)
     assert list(CHECKS).index("gradients_nonzero") > list(CHECKS).index("iterative_beats_single_step")
+
+
+def test_the_pass_counter_of_the_checks_and_escalation_counts_backward_passes_too(tiny_model, tiny_data):
+    """The checks' and the escalation's progress lines said "0 backward passes" while APGD ran on every line:
+    the counter hooked forward passes only. Gradients are unchanged by counting."""
+    import torch
+
+    x, y = tiny_data.x[:6].clone().requires_grad_(True), tiny_data.y[:6]
+    want = torch.autograd.grad(torch.nn.functional.cross_entropy(tiny_model(x), y), x)[0]
+    with prog.PassCounter(tiny_model) as pc:
+        with torch.no_grad():
+            tiny_model(x[:4])
+        got = torch.autograd.grad(torch.nn.functional.cross_entropy(tiny_model(x), y), x)[0]
+    assert (pc.n_forward, pc.n_backward) == (10, 6)
+    assert torch.equal(got, want)
+    torch.autograd.grad(tiny_model(x).sum(), x)  # after the with: hooks removed, nothing counted
+    assert (pc.n_forward, pc.n_backward) == (10, 6)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from symbench.bench.attacks import attack_class, create_attack
-from symbench.bench.run.progress import ForwardCounter, Heartbeat
+from symbench.bench.run.progress import PassCounter, Heartbeat
 
 log = logging.getLogger(__name__)
 DOCS = "docs/checks.md"
@@ -304,7 +304,7 @@ def run_checks(model: nn.Module, suite, x: torch.Tensor, y: torch.Tensor, outcom
                        store=store)
     results = {}
     names = [n for n in CHECKS if not only or n in only]
-    with ForwardCounter(model) as fc, Heartbeat("validity checks", counter=fc) as beat:  # a line every few s
+    with PassCounter(model) as fc, Heartbeat("validity checks", counter=fc) as beat:  # a line every few s
         for i, name in enumerate(names):
             if len(ctx.y) == 0 and name not in ("monotone_in_eps", "apgd_not_stronger"):
                 results[name] = CheckResult("skip", "no clean-correct example to check on")

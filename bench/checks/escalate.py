@@ -46,7 +46,7 @@ from torch import nn
 
 from symbench.bench.attacks import create_attack
 from symbench.bench.checks.spot import Cascade, Step, cached_cascade, row_group, runs_standard_apgd, seed_of, run_cascade
-from symbench.bench.run.progress import ForwardCounter, Heartbeat
+from symbench.bench.run.progress import PassCounter, Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +321,7 @@ def escalate(model: nn.Module, suite, data, outcomes: list, *, checks: dict | No
         broken_by, effects, labels = {}, [], []
         n_forward = seconds = 0
         # a remedy runs for minutes (Square's 5000 queries): a line every few seconds, as the suite's attacks give
-        with ForwardCounter(model) as fc, Heartbeat(f"escalation {o.norm} eps={o.eps:.4f}", counter=fc) as beat:
+        with PassCounter(model) as fc, Heartbeat(f"escalation {o.norm} eps={o.eps:.4f}", counter=fc) as beat:
             for i_rem, rem in enumerate(remedies):
                 idx = robust.nonzero().flatten().to(y.device)
                 beat.set(f"{rem.tag} ({i_rem + 1}/{len(remedies)}) on {len(idx)} survivors")

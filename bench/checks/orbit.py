@@ -11,7 +11,7 @@ import torch
 
 from symbench.bench.attacks import create_attack
 from symbench.bench.checks.equivariance import zoom
-from symbench.bench.run.progress import ForwardCounter, Heartbeat
+from symbench.bench.run.progress import PassCounter, Heartbeat
 
 ORBIT = {
     "id": lambda x: x,
@@ -35,7 +35,7 @@ def orbit_outcome(model, x: torch.Tensor, y: torch.Tensor, eps: float, *, attack
     clean = torch.ones(len(y), dtype=torch.bool)
     adv = torch.ones(len(y), dtype=torch.bool)
     per = {}
-    with ForwardCounter(model) as fc, Heartbeat(f"orbit column eps={eps:.4g}", counter=fc) as beat:  # moving progress
+    with PassCounter(model) as fc, Heartbeat(f"orbit column eps={eps:.4g}", counter=fc) as beat:  # moving progress
         for i, (name, g) in enumerate(transforms.items()):
             xg = g(x).clamp(0, 1)
             with torch.no_grad():

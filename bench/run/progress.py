@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 log = logging.getLogger("symbench")
@@ -34,10 +35,12 @@ def _fmt_seconds(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
-class ForwardCounter:
-    """Counts images through ``model``'s forward pass with a hook (removed on exit); no change to outputs.
+class PassCounter:
+    """Counts images through ``model``'s forward passes, and the backward passes through them, with hooks
+    (removed on exit); no change to outputs or gradients.
 
-    For phases that call the bare model (the checks), where no :class:`CountingModel` sits in between.
+    For phases that call the bare model (the checks, the escalation), where no :class:`CountingModel` sits in
+    between. Backward passes are counted as the gradient reaches the model's output, as CountingModel does.
     """
 
     def __init__(self, model: nn.Module):
@@ -48,9 +51,17 @@ class ForwardCounter:
 
     def _count(self, module, args, out) -> None:
         x = args[0] if args else None
-        self.n_forward += int(x.shape[0]) if hasattr(x, "shape") and len(x.shape) else 1
+        n = int(x.shape[0]) if hasattr(x, "shape") and len(x.shape) else 1
+        self.n_forward += n
+        if isinstance(out, torch.Tensor) and out.requires_grad:
+            out.register_hook(self._count_backward(n))
 
-    def __enter__(self) -> "ForwardCounter":
+    def _count_backward(self, n: int):
+        def hook(grad):
+            self.n_backward += n
+        return hook
+
+    def __enter__(self) -> "PassCounter":
         if isinstance(self.model, nn.Module):
             self._hook = self.model.register_forward_hook(self._count)
         return self
