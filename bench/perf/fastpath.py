@@ -295,7 +295,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: the published rows' setting)")
-    p.add_argument("--n", type=int, default=64, help="examples for the 10-layer model's side-by-side suite run")
+    p.add_argument("--n", type=int, default=500, help="examples for the 10-layer model's side-by-side suite run "
+                   "(default 500: one batch, as the n=10,000 shards run; ~25 CPU-minutes, --n 64 for a quick look)")
     p.add_argument("--n-small", type=int, default=64, help="examples for the 4-layer model's run")
     p.add_argument("--chunks", type=int, default=1, help="chunks per model, eager/fast in ABBA order (each chunk "
                    "one batch: small batches measure per-call overhead, not the passes)")
