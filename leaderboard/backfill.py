@@ -5,7 +5,9 @@ deterministic, so a maintainer can recompute each run (``--recompute``: the exac
 found from the row's store key, leaderboard/recover.py) into a store, resumably and in as many
 processes as there are cores (``--jobs i/k``), and this module publishes them once the masks' means
 equal the row's numbers: the rows' own numbers prove the recomputation. A run whose store key today's
-code does not reproduce stays pending, with the reason.
+code does not reproduce stays pending, with the reason. A row keyed before the model code's hash joined the
+key (recover.py: ``legacy``) is recomputed under today's key, which its outcome record names
+(``recomputed_key``); a rerun with ``--recompute`` finds it stored there and computes nothing.
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ def backfill(rows_path: str | Path, *, store=None, model: str | None = None, sui
         row = max(group_rows, key=lambda r: r.get("created", ""))
         what = f"{row['model']} {row['suite']} {row['threat']} eps {row.get('eps_display')} n={row['n']} ({key[1]})"
         try:
-            outcome = _outcome(row, group_rows, store, recompute and not dry_run, data_dir, progress)
+            outcome, recomputed_key = _outcome(row, group_rows, store, recompute and not dry_run, data_dir, progress)
         except ValueError as err:
             report.pending += 1
             report.lines.append(f"pending    {what}: {err}")
@@ -76,7 +78,7 @@ def backfill(rows_path: str | Path, *, store=None, model: str | None = None, sui
         if dry_run:
             report.lines.append(f"would add  {what}")
             continue
-        oc.append_records(out_path, [oc.record_for(row, outcome)])
+        oc.append_records(out_path, [oc.record_for(row, outcome, recomputed_key)])
         report.published += 1
         report.lines.append(f"published  {what}: clean {sum(outcome.clean)}/{outcome.n}, robust "
                             f"{sum(outcome.robust)}/{outcome.n}, as the row says")
@@ -86,16 +88,21 @@ def backfill(rows_path: str | Path, *, store=None, model: str | None = None, sui
 
 
 def _outcome(row: dict, same_key: list[dict], store, recompute: bool, data_dir, progress: bool):
-    """The run's outcomes from the store, recomputing the run first when asked; checked against every row of it."""
+    """(outcomes, recomputed_key): the run's outcomes from the store, recomputing the run first when asked, checked
+    against every row of it; the key they are stored under when it is not the row's (a legacy row's), else None."""
     from symbench.leaderboard.outcomes import outcome_of
 
     try:
-        outcome = outcome_of(row, store)
+        return _agreeing(outcome_of(row, store), same_key), None
     except ValueError as err:
         if not recompute or "do not give the row's numbers" in str(err):
             raise
-        _recompute(row, store, data_dir, progress)
-        outcome = outcome_of(row, store)
+    key = _recompute(row, store, data_dir, progress)
+    outcome = _agreeing(outcome_of({**row, "store_key": key}, store), same_key)
+    return outcome, (key if key != row["store_key"] else None)
+
+
+def _agreeing(outcome, same_key: list[dict]):
     for other in same_key:
         bad = outcome.disagreements(other)
         if bad:
@@ -103,7 +110,8 @@ def _outcome(row: dict, same_key: list[dict], store, recompute: bool, data_dir, 
     return outcome
 
 
-def _recompute(row: dict, store, data_dir, progress: bool) -> None:
+def _recompute(row: dict, store, data_dir, progress: bool) -> str:
+    """Run the row's run into ``store``; the key it is stored under (today's, also for a legacy row)."""
     from symbench.bench.run.runner import run_suite
     from symbench.leaderboard.recover import find_run, load_for_row
 
@@ -112,7 +120,10 @@ def _recompute(row: dict, store, data_dir, progress: bool) -> None:
     if plan is None:
         raise ValueError(f"today's code does not reproduce store key {row['store_key']} (model code or suite "
                          "changed since the row was computed), so the run cannot be recomputed")
-    log.info("recomputing %s %s (n=%d%s) into the store", row["model"], row["suite"], row["n"],
-             f", --eps {plan.cli_eps()}" if plan.eps else "")
-    run_suite(model, plan.suite, data, model_name=row["model"], store_root=store, progress=progress,
-              num_classes=getattr(getattr(model, "card", None), "num_classes", 10))
+    log.info("recomputing %s %s (n=%d%s) into the store%s", row["model"], row["suite"], row["n"],
+             f", --eps {plan.cli_eps()}" if plan.eps else "",
+             ": its key predates the model code's hash, so its outcomes count only where they give the row's numbers"
+             if plan.legacy else "")
+    _, key = run_suite(model, plan.suite, data, model_name=row["model"], store_root=store, progress=progress,
+                       num_classes=getattr(getattr(model, "card", None), "num_classes", 10))
+    return key

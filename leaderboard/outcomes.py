@@ -4,6 +4,8 @@ Each line is ``{"model", "store_key", "group", "suite_id", "data_sha256", "sha25
 ``outcome`` is a packed :class:`~symbench.bench.run.outcomes.RowOutcome` and ``sha256`` its digest. A row
 points at exactly one record: its ``(model, store_key, threat, eps)`` and, for an escalated row, its
 ``escalation_id`` (:func:`record_key`), and since issue 23 the digest it carries as ``outcomes_sha256``.
+A record recomputed for a row keyed before the model code's hash also names ``recomputed_key``, the store
+key its run has today (leaderboard/backfill.py).
 The file is append-only like the rows, written by ``--publish`` /
 ``leaderboard add`` together with the rows, shipped as package data, and read by ``compare``,
 ``findings`` and ``leaderboard verify`` where the user's own store lacks a run.
@@ -159,12 +161,16 @@ def _load(path: str, size: int, mtime: int) -> OutcomeIndex:
     return OutcomeIndex(Path(path), records)
 
 
-def record_for(row: dict, outcome) -> dict:
+def record_for(row: dict, outcome, recomputed_key: str | None = None) -> dict:
+    """The published record of ``row``'s outcomes; ``recomputed_key``: the store key they were recomputed under
+    when it is not the row's (a row keyed before the model code's hash: leaderboard/recover.py)."""
     rec = {"model": row["model"], "store_key": row["store_key"], "group": group_of(row),
            "suite_id": row.get("suite_id"), "data_sha256": row.get("data_sha256"), "sha256": outcome.sha256(),
            "outcome": outcome.to_json()}
     if row.get("escalation_id"):
         rec["escalation_id"] = row["escalation_id"]
+    if recomputed_key:
+        rec["recomputed_key"] = recomputed_key
     return rec
 
 

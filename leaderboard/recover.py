@@ -7,6 +7,11 @@ attack seeds depend on the position of (threat, eps) in the run. So the run is f
 settings a run can have had (the whole suite, the row's threat alone, the row's eps alone, the eps
 override it records) and keeping the one whose key is the row's. No match means today's code or suite
 is not the one that computed the row: its outcomes cannot be recomputed, only read from a store.
+
+Rows computed before the model code's hash joined the key (2026-12-02) carry the older key. When that one
+matches, the run's settings (weights, suite, eps, data, n, seed, batch size) are the row's, but whether the
+model code is the same is unknown: the plan is ``legacy``, its run is stored under today's key, and its
+outcomes count only where they give every number of the row (clean and robust accuracy, each attack's).
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ class RunPlan:
     eps: dict | None           # the eps override, as ``bench --eps`` takes it (None: the whole suite)
     threat_index: int          # ti and ei of the row's (threat, eps): they seed its batches
     eps_index: int
+    legacy: bool = False       # the row's key is the one before the model code's hash: trust only agreeing numbers
 
     def cli_eps(self) -> str:
         if not self.eps:
@@ -54,17 +60,18 @@ def find_run(row: dict, model, data, suite=None) -> RunPlan | None:
     from symbench.bench.suites import Suite, load_suite
 
     base = suite if isinstance(suite, Suite) else load_suite(str(suite) if suite else row["suite"])
-    for eps in candidate_overrides(row, base):
-        try:
-            suite = base.with_overrides(n=row["n"], eps=eps)
-        except ValueError:
-            continue
-        if suite_run_key(model, suite, data) != row["store_key"]:
-            continue
-        for ti, t in enumerate(suite.threats):
-            for ei, e in enumerate(t.eps):
-                if t.norm == row["threat"] and abs(e - row["eps"]) < 1e-9:
-                    return RunPlan(suite, eps, ti, ei)
+    for legacy in (False, True):  # today's key first; then the one before the model code's hash (see above)
+        for eps in candidate_overrides(row, base):
+            try:
+                suite = base.with_overrides(n=row["n"], eps=eps)
+            except ValueError:
+                continue
+            if suite_run_key(model, suite, data, code=not legacy) != row["store_key"]:
+                continue
+            for ti, t in enumerate(suite.threats):
+                for ei, e in enumerate(t.eps):
+                    if t.norm == row["threat"] and abs(e - row["eps"]) < 1e-9:
+                        return RunPlan(suite, eps, ti, ei, legacy)
     return None
 
 

@@ -93,6 +93,8 @@ def verify_row(row: dict, outcome, *, sample: int = DEFAULT_SAMPLE, seed: int = 
         raise ValueError(f"{row['model']} {row['suite']}: no setting of suite {load_suite(row['suite']).id} gives the "
                          f"row's store key {row['store_key']} with this code and data (the row was computed by another "
                          "version of the model code or suite), so its attack seeds cannot be reproduced")
+    if plan.legacy:
+        note = "; its store key predates the model code's hash: today's code recomputed it"
     suite = plan.suite
     model = model.to(device)
     counted = CountingModel(model, getattr(getattr(model, "card", None), "num_classes", 10))

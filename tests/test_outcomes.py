@@ -253,3 +253,58 @@ def test_backfill_recomputes_runs_into_an_empty_store_and_only_rows_whose_number
     got = {k[:3]: rec["sha256"] for k, rec in index.records.items()}
     assert got == {k: v for k, v in want.items() if k != oc.key_of(liar)}  # the digests the rows were published with
     assert oc.read_pending(board) == {oc.key_of(liar)}
+
+
+def test_backfill_recomputes_rows_keyed_before_the_code_hash_under_todays_key(published, tmp_path, monkeypatch):
+    """Rows computed before the model code's hash joined the store key (2026-12-02) carry the older key: the backfill
+    finds their runs by it, recomputes them under today's key and publishes the digest they had, naming that key;
+    such a row edited by one example stays pending (only agreeing numbers count), and so does a row whose key neither
+    formula gives. A second backfill finds the runs stored under today's key and publishes them from there."""
+    from symbench.bench.run.runner import suite_run_key
+    from symbench.leaderboard import backfill as bf, recover
+
+    board = _copy_board(published, tmp_path)
+    rows = read_rows(board)
+    models, data = published["models"], published["data"]
+    monkeypatch.setattr(recover, "load_for_row", lambda row, **kw: (models[row["model"]], data))
+    find = recover.find_run
+    monkeypatch.setattr(recover, "find_run", lambda row, m, d: find(row, m, d, suite=published["suite"]))
+    old_key = {}
+    for r in rows:
+        plan = recover.find_run(r, models[r["model"]], data)
+        assert plan is not None and not plan.legacy
+        old_key[r["store_key"]] = suite_run_key(models[r["model"]], plan.suite, data, code=False)
+        assert old_key[r["store_key"]] != r["store_key"]
+    bare = [{**{k: v for k, v in r.items() if k != "outcomes_sha256"},
+             "store_key": old_key[r["store_key"]] if r["model"] == "tiny_a" else "f" * 16} for r in rows]
+    today = {old_key[r["store_key"]]: r["store_key"] for r in rows}
+    want = {oc.key_of(b): r["outcomes_sha256"] for b, r in zip(bare, rows)}
+    liar = next(b for b in reversed(bare) if b["model"] == "tiny_a")
+    liar["robust_acc"] = min(1.0, liar["robust_acc"] + 1 / liar["n"])
+    assert recover.find_run(liar, models["tiny_a"], data).legacy
+    oc.beside(board).write_text("")
+    board.write_text("".join(json.dumps(r) + "\n" for r in bare))
+    oc.write_pending(board, set(want))
+    n_b = sum(b["model"] == "tiny_b" for b in bare)
+
+    report = bf.backfill(board, store=tmp_path / "fresh", recompute=True, progress=False)
+    assert (report.published, report.pending) == (len(bare) - n_b - 1, n_b + 1), report.lines
+    pending = [line for line in report.lines if line.startswith("pending")]
+    assert sum("do not give the row's numbers" in line for line in pending) == 1
+    assert sum("cannot be recomputed" in line for line in pending) == n_b
+    records = oc.load_index(oc.beside(board)).records.values()
+    assert {(rec["model"], rec["store_key"], rec["group"]): rec["sha256"] for rec in records} == {
+        k: v for k, v in want.items() if k[0] == "tiny_a" and k != oc.key_of(liar)}
+    assert all(rec["recomputed_key"] == today[rec["store_key"]] for rec in records)
+    assert (tmp_path / "fresh" / "tiny_a" / today[liar["store_key"]]).is_dir()
+    assert oc.read_pending(board) == {oc.key_of(b) for b in bare if b["model"] == "tiny_b" or b is liar}
+    assert oc.validate(board) == ([], n_b + 1)
+
+    # the liar told the truth after all: published from today's key in the store, nothing computed
+    board.write_text("".join(json.dumps({**b, "robust_acc": r["robust_acc"]} if b is liar else b) + "\n"
+                             for b, r in zip(bare, rows)))
+    from symbench.bench.run import runner
+
+    monkeypatch.setattr(runner, "_attack_batch", lambda *a, **k: pytest.fail("a stored batch was computed again"))
+    again = bf.backfill(board, store=tmp_path / "fresh", model="tiny_a", recompute=True, progress=False)
+    assert (again.published, again.pending) == (1, 0), again.lines

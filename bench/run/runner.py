@@ -103,14 +103,18 @@ def _group(threat: Threat, eps: float) -> str:
     return f"{threat.norm}_{eps:.8f}"
 
 
-def suite_run_key(model: nn.Module, suite: Suite, data: ImageData) -> str:
-    """The store key of a run: what determines its per-example outcomes (a shard elsewhere gets the same)."""
+def suite_run_key(model: nn.Module, suite: Suite, data: ImageData, *, code: bool = True) -> str:
+    """The store key of a run: what determines its per-example outcomes (a shard elsewhere gets the same).
+
+    ``code=False``: the key as computed before the model code's hash joined it (8372566, 2026-12-02), which
+    the rows of that time carry; only :func:`symbench.leaderboard.recover.find_run` asks for it.
+    """
     k = scoring_draws(model, suite, data.x)
     layout = layout_for(model)  # None (eager, the default): the key hashes exactly what it did before the fast path
     return run_key(model=model_fingerprint(model), suite=suite.sha256, threats=[(t.norm, t.eps) for t in suite.threats],
                    data=data.sha256, n=len(data), seed=suite.seed, batch_size=suite.batch_size, **defense_settings(model),
-                   code=code_sha256(model), **({"draws": k} if k > 1 else {}),  # changed model code: a new run
-                   **({"layout": layout} if layout else {}))
+                   **({"code": code_sha256(model)} if code else {}),  # changed model code: a new run
+                   **({"draws": k} if k > 1 else {}), **({"layout": layout} if layout else {}))
 
 
 DEFAULT_DRAWS = 8
