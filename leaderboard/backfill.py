@@ -89,15 +89,26 @@ def backfill(rows_path: str | Path, *, store=None, model: str | None = None, sui
 
 def _outcome(row: dict, same_key: list[dict], store, recompute: bool, data_dir, progress: bool):
     """(outcomes, recomputed_key): the run's outcomes from the store, recomputing the run first when asked, checked
-    against every row of it; the key they are stored under when it is not the row's (a legacy row's), else None."""
+    against every row of it; the key they are stored under when it is not the row's (a legacy row's), else None.
+
+    Without ``recompute``, a row that records no ``code_sha256`` (computed before the code hash joined the key)
+    is also looked for under today's key: loading its model to find that key computes nothing."""
+    from symbench.bench.run.runner import suite_run_key
     from symbench.leaderboard.outcomes import outcome_of
 
     try:
         return _agreeing(outcome_of(row, store), same_key), None
     except ValueError as err:
-        if not recompute or "do not give the row's numbers" in str(err):
+        if "do not give the row's numbers" in str(err) or not (recompute or "code_sha256" not in row):
             raise
-    key = _recompute(row, store, data_dir, progress)
+        missing = err
+    model, data, plan = _plan(row, data_dir)
+    if recompute:
+        key = _recompute(row, model, data, plan, store, progress)
+    elif plan.legacy:
+        key = suite_run_key(model, plan.suite, data)
+    else:
+        raise missing
     outcome = _agreeing(outcome_of({**row, "store_key": key}, store), same_key)
     return outcome, (key if key != row["store_key"] else None)
 
@@ -110,9 +121,8 @@ def _agreeing(outcome, same_key: list[dict]):
     return outcome
 
 
-def _recompute(row: dict, store, data_dir, progress: bool) -> str:
-    """Run the row's run into ``store``; the key it is stored under (today's, also for a legacy row)."""
-    from symbench.bench.run.runner import run_suite
+def _plan(row: dict, data_dir):
+    """(model, data, RunPlan) of the row's run, or ValueError when today's code gives no setting its key."""
     from symbench.leaderboard.recover import find_run, load_for_row
 
     model, data = load_for_row(row, data_dir=data_dir)
@@ -120,6 +130,13 @@ def _recompute(row: dict, store, data_dir, progress: bool) -> str:
     if plan is None:
         raise ValueError(f"today's code does not reproduce store key {row['store_key']} (model code or suite "
                          "changed since the row was computed), so the run cannot be recomputed")
+    return model, data, plan
+
+
+def _recompute(row: dict, model, data, plan, store, progress: bool) -> str:
+    """Run the row's run into ``store``; the key it is stored under (today's, also for a legacy row)."""
+    from symbench.bench.run.runner import run_suite
+
     log.info("recomputing %s %s (n=%d%s) into the store%s", row["model"], row["suite"], row["n"],
              f", --eps {plan.cli_eps()}" if plan.eps else "",
              ": its key predates the model code's hash, so its outcomes count only where they give the row's numbers"

@@ -259,7 +259,8 @@ def test_backfill_recomputes_rows_keyed_before_the_code_hash_under_todays_key(pu
     """Rows computed before the model code's hash joined the store key (2026-12-02) carry the older key: the backfill
     finds their runs by it, recomputes them under today's key and publishes the digest they had, naming that key;
     such a row edited by one example stays pending (only agreeing numbers count), and so does a row whose key neither
-    formula gives. A second backfill finds the runs stored under today's key and publishes them from there."""
+    formula gives. A second backfill, without --recompute, finds the runs stored under today's key and publishes them
+    from there."""
     from symbench.bench.run.runner import suite_run_key
     from symbench.leaderboard import backfill as bf, recover
 
@@ -275,7 +276,7 @@ def test_backfill_recomputes_rows_keyed_before_the_code_hash_under_todays_key(pu
         assert plan is not None and not plan.legacy
         old_key[r["store_key"]] = suite_run_key(models[r["model"]], plan.suite, data, code=False)
         assert old_key[r["store_key"]] != r["store_key"]
-    bare = [{**{k: v for k, v in r.items() if k != "outcomes_sha256"},
+    bare = [{**{k: v for k, v in r.items() if k not in ("outcomes_sha256", "code_sha256")},  # as rows of then
              "store_key": old_key[r["store_key"]] if r["model"] == "tiny_a" else "f" * 16} for r in rows]
     today = {old_key[r["store_key"]]: r["store_key"] for r in rows}
     want = {oc.key_of(b): r["outcomes_sha256"] for b, r in zip(bare, rows)}
@@ -300,11 +301,11 @@ def test_backfill_recomputes_rows_keyed_before_the_code_hash_under_todays_key(pu
     assert oc.read_pending(board) == {oc.key_of(b) for b in bare if b["model"] == "tiny_b" or b is liar}
     assert oc.validate(board) == ([], n_b + 1)
 
-    # the liar told the truth after all: published from today's key in the store, nothing computed
+    # the liar told the truth after all: published from today's key in the store without --recompute, nothing computed
     board.write_text("".join(json.dumps({**b, "robust_acc": r["robust_acc"]} if b is liar else b) + "\n"
                              for b, r in zip(bare, rows)))
     from symbench.bench.run import runner
 
     monkeypatch.setattr(runner, "_attack_batch", lambda *a, **k: pytest.fail("a stored batch was computed again"))
-    again = bf.backfill(board, store=tmp_path / "fresh", model="tiny_a", recompute=True, progress=False)
+    again = bf.backfill(board, store=tmp_path / "fresh", model="tiny_a", progress=False)
     assert (again.published, again.pending) == (1, 0), again.lines
