@@ -81,7 +81,9 @@ def backfill(rows_path: str | Path, *, store=None, model: str | None = None, sui
         oc.append_records(out_path, [oc.record_for(row, outcome, recomputed_key)])
         report.published += 1
         report.lines.append(f"published  {what}: clean {sum(outcome.clean)}/{outcome.n}, robust "
-                            f"{sum(outcome.robust)}/{outcome.n}, as the row says")
+                            f"{sum(outcome.robust)}/{outcome.n}, as the row says"
+                            + (f" (its key predates the code hash; recomputed as {recomputed_key})" if recomputed_key
+                               else ""))
     if not dry_run and report.published:
         oc.prune_pending(rows_path, out_path)
     return report

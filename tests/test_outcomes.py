@@ -293,6 +293,7 @@ def test_backfill_recomputes_rows_keyed_before_the_code_hash_under_todays_key(pu
     pending = [line for line in report.lines if line.startswith("pending")]
     assert sum("do not give the row's numbers" in line for line in pending) == 1
     assert sum("cannot be recomputed" in line for line in pending) == n_b
+    assert sum("recomputed as" in line for line in report.lines) == report.published
     records = oc.load_index(oc.beside(board)).records.values()
     assert {(rec["model"], rec["store_key"], rec["group"]): rec["sha256"] for rec in records} == {
         k: v for k, v in want.items() if k[0] == "tiny_a" and k != oc.key_of(liar)}
