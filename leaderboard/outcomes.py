@@ -351,6 +351,30 @@ def validate(rows_path: str | Path, outcomes_path: str | Path | None = None) -> 
             continue
         if key_of(row) in pending:
             errors.append(f"{where}: has published outcomes now; remove it from {PENDING_FILE}")
-        errors += [f"{where}: {p}" for p in got.disagreements(row)]
+        bad = got.disagreements(row)
+        if bad and all(p.startswith(SOFT) for p in bad) and _superseded(row, rows, index):
+            log.info("%s: %s (a superseded row: its run's randomized clean draws were recomputed later, and the "
+                     "newer row's numbers all agree with them)", where, "; ".join(bad))
+            bad = []
+        errors += [f"{where}: {p}" for p in bad]
         checked[key_of(row)] = True
     return errors, waiting
+
+
+# A randomized model's expected single-draw accuracies. Its clean pass draws from the process's random state (the
+# attack batches are seeded, the clean pass is not), so recomputing such a run (same key, same worst-of-k masks) can
+# draw them differently: e.g. baseline_cnn10_at+equi_defense adaptive (13b0284a), 0.6475 on 2026-12-02, 0.6412 on
+# 2026-12-07.
+SOFT = ("clean_acc_expected", "robust_acc_expected")
+
+
+def _superseded(row: dict, rows: list[dict], index: OutcomeIndex) -> bool:
+    """A newer row of the same run (and threat, eps) whose numbers, the expected accuracies included, all agree
+    with the run's published record: the board shows that one."""
+    for other in rows:
+        if other is row or key_of(other) != key_of(row) or other.get("created", "") <= row.get("created", ""):
+            continue
+        got = index.get(other)
+        if got is not None and not got.disagreements(other):
+            return True
+    return False

@@ -310,3 +310,30 @@ def test_backfill_recomputes_rows_keyed_before_the_code_hash_under_todays_key(pu
     monkeypatch.setattr(runner, "_attack_batch", lambda *a, **k: pytest.fail("a stored batch was computed again"))
     again = bf.backfill(board, store=tmp_path / "fresh", model="tiny_a", progress=False)
     assert (again.published, again.pending) == (1, 0), again.lines
+
+
+def test_validate_lets_a_superseded_row_differ_only_in_a_randomized_runs_expected_accuracies(published, tmp_path):
+    """A randomized run recomputed later (same key, same worst-of-k masks) can draw its clean pass differently: an
+    older row of it whose expected accuracies differ passes validate when a newer row of the run agrees in every
+    number; without that newer row it fails, and a difference in a worst-of-k number fails either way."""
+    board = _copy_board(published, tmp_path)
+    row = next(r for r in read_rows(board) if r["model"] == "tiny_a")
+    got = oc.load_index(oc.beside(board)).get(row)
+    k = 4
+    hits = [k if c else 0 for c in got.clean]
+    rhits = [k if r else 0 for r in got.robust]
+    rand = RowOutcome(got.n, got.clean, got.robust, got.after, draws=k, clean_hits=hits, robust_hits=rhits)
+    new = dict(row, outcomes_sha256=rand.sha256(), created="2026-12-07T00:00:00+00:00",
+               clean_acc_expected=sum(hits) / (k * got.n), robust_acc_expected=sum(rhits) / (k * got.n))
+    old = dict(new, created="2026-12-02T00:00:00+00:00", clean_acc_expected=new["clean_acc_expected"] - 1 / (k * got.n))
+    oc.beside(board).write_text(json.dumps(oc.record_for(new, rand)) + "\n")
+
+    def validate(*rows):
+        board.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return oc.validate(board)[0]
+
+    assert validate(old, new) == []
+    assert [e for e in validate(old) if "clean_acc_expected" in e]  # nothing supersedes it
+    assert len(validate(old, dict(new, robust_acc_expected=0.5))) == 2  # the newer row disagrees too: both fail
+    hard = dict(old, clean_acc=old["clean_acc"] - 1 / got.n)
+    assert [e for e in validate(hard, new) if "clean_acc " in e]
