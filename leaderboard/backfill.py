@@ -98,19 +98,24 @@ def _outcome(row: dict, same_key: list[dict], store, recompute: bool, data_dir, 
     from symbench.bench.run.runner import suite_run_key
     from symbench.leaderboard.outcomes import outcome_of
 
+    predates_code_hash = "code_sha256" not in row
     try:
         return _agreeing(outcome_of(row, store), same_key), None
     except ValueError as err:
-        if "do not give the row's numbers" in str(err) or not (recompute or "code_sha256" not in row):
+        if "do not give the row's numbers" in str(err) or not (recompute or predates_code_hash):
             raise
         missing = err
-    model, data, plan = _plan(row, data_dir)
     if recompute:
+        model, data, plan = _plan(row, data_dir)
         key = _recompute(row, model, data, plan, store, progress)
-    elif plan.legacy:
+    else:  # only reading: a row whose run today's code cannot find says what the store lacks, as any other row
+        try:
+            model, data, plan = _plan(row, data_dir)
+        except ValueError:
+            raise missing from None
+        if not plan.legacy:
+            raise missing
         key = suite_run_key(model, plan.suite, data)
-    else:
-        raise missing
     outcome = _agreeing(outcome_of({**row, "store_key": key}, store), same_key)
     return outcome, (key if key != row["store_key"] else None)
 

@@ -310,6 +310,9 @@ def test_backfill_recomputes_rows_keyed_before_the_code_hash_under_todays_key(pu
     monkeypatch.setattr(runner, "_attack_batch", lambda *a, **k: pytest.fail("a stored batch was computed again"))
     again = bf.backfill(board, store=tmp_path / "fresh", model="tiny_a", progress=False)
     assert (again.published, again.pending) == (1, 0), again.lines
+    # only reading, a row whose key neither formula gives says what the store lacks, not that it cannot be recomputed
+    stray = bf.backfill(board, store=tmp_path / "fresh", model="tiny_b", progress=False)
+    assert stray.pending == n_b and all("no stored outcomes" in line for line in stray.lines), stray.lines
 
 
 def test_validate_lets_a_superseded_row_differ_only_in_a_randomized_runs_expected_accuracies(published, tmp_path):
