@@ -361,10 +361,10 @@ def validate(rows_path: str | Path, outcomes_path: str | Path | None = None) -> 
     return errors, waiting
 
 
-# A randomized model's expected single-draw accuracies. Its clean pass draws from the process's random state (the
-# attack batches are seeded, the clean pass is not), so recomputing such a run (same key, same worst-of-k masks) can
-# draw them differently: e.g. baseline_cnn10_at+equi_defense adaptive (13b0284a), 0.6475 on 2026-12-02, 0.6412 on
-# 2026-12-07.
+# A randomized model's expected single-draw accuracies. Until 2026-12-07 its clean pass drew from the process's random
+# state (the attack batches were seeded, the clean pass was not), so recomputing such a run (same key, same worst-of-k
+# masks) could draw them differently: e.g. baseline_cnn10_at+equi_defense adaptive (13b0284a), 0.6475 on 2026-12-02,
+# 0.6412 on 2026-12-07. The clean pass is seeded now; rows computed before stay as they are.
 SOFT = ("clean_acc_expected", "robust_acc_expected")
 
 

@@ -125,6 +125,25 @@ def test_resumed_randomized_run_reads_its_k_draw_records_back(tiny_model, tiny_d
     assert torch.equal(a.robust, b.robust) and torch.equal(a.p_robust, b.p_robust) and b.n_forward == a.n_forward
 
 
+def test_recomputed_randomized_run_draws_the_same_clean_pass_whatever_state_the_process_left(tiny_model, tiny_data,
+                                                                                               tmp_path):
+    """The clean pass is seeded per batch: a run recomputed into a fresh store (a backfill, another machine)
+    gets the row's expected accuracies back, not another sample of them."""
+    suite = _suite(tmp_path)
+    model = NoisyInput(tiny_model)
+    runs = []
+    for i, state in enumerate((0, 12345)):
+        torch.manual_seed(state)  # what model construction or an earlier run left behind
+        (o,), key = run_suite(model, suite, tiny_data, model_name="noisy", store_root=str(tmp_path / f"s{i}"),
+                              progress=False)
+        runs.append((o, key))
+    (a, ka), (b, kb) = runs
+    assert ka == kb and a.draws == 8
+    assert 0 < a.p_clean.mean() < 1 and not torch.all((a.p_clean == 0) | (a.p_clean == 1))  # draws really differ
+    assert torch.equal(a.p_clean, b.p_clean) and torch.equal(a.clean, b.clean)
+    assert a.clean_acc_expected == b.clean_acc_expected and a.robust_acc_expected == b.robust_acc_expected
+
+
 def test_autoattack_rand_defaults_to_autoattacks_own_budget():
     from symbench.bench.attacks import create_attack
 

@@ -7,6 +7,7 @@ an uninterrupted one exactly.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -118,6 +119,19 @@ def suite_run_key(model: nn.Module, suite: Suite, data: ImageData, *, code: bool
 
 
 DEFAULT_DRAWS = 8
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device):
+    """Run the body from a seeded random state and leave the caller's as it was.
+
+    The clean pass of a randomized model draws from it: unseeded, it drew from whatever state model
+    construction and earlier runs left, so a recomputed run (same key) gave other expected accuracies.
+    Attack batches are seeded by ``seed_everything`` in each attack already.
+    """
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -236,13 +250,14 @@ def run_suite(model: nn.Module, suite: Suite, data: ImageData, *, model_name: st
         span = (sl.start, sl.stop)
         rec = store.get("clean", b, index=span, check=lambda r, sl=sl: check_clean_record(r, y_all[sl], num_classes))
         if rec is None:
-            with torch.no_grad():
-                pred = counted(x_all[sl]).argmax(1)
-            rec = {"pred": pred.tolist(), "correct": (pred == y_all[sl]).tolist()}
-            if draws > 1:  # pred/correct: the first draw; the clean mask: correct in all k draws
-                p = correct_fraction(counted, x_all[sl], y_all[sl], draws - 1) * (draws - 1) / draws
-                p += (pred == y_all[sl]).float() / draws
-                rec.update(draws=draws, p_correct=p.tolist(), correct_all=(p == 1).tolist())
+            with _seeded(_seed(suite.seed, -1, b), x_all.device):  # a randomized model's k draws, reproducible
+                with torch.no_grad():
+                    pred = counted(x_all[sl]).argmax(1)
+                rec = {"pred": pred.tolist(), "correct": (pred == y_all[sl]).tolist()}
+                if draws > 1:  # pred/correct: the first draw; the clean mask: correct in all k draws
+                    p = correct_fraction(counted, x_all[sl], y_all[sl], draws - 1) * (draws - 1) / draws
+                    p += (pred == y_all[sl]).float() / draws
+                    rec.update(draws=draws, p_correct=p.tolist(), correct_all=(p == 1).tolist())
             store.put("clean", b, rec, index=span)
             if computed is not None:
                 computed[("clean", b)] = with_index(rec, span)
