@@ -76,10 +76,25 @@ def _unescalated_lines(rows: list[dict]) -> None:
             print(f"    {c}")
 
 
+def _threads(args) -> None:
+    """``--threads`` of a command that recomputes (default: ``OMP_NUM_THREADS``, else the cores it may use)."""
+    import torch
+
+    from symbench.bench.run.fastpath import default_threads
+
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads or default_threads())
+
+
+THREADS_HELP = "CPU threads (default: $OMP_NUM_THREADS, else the cores this process may use)"
+
+
 def _cmd_outcomes(args) -> int:
     """Publish the outcomes of already-published rows from a store (recomputing their runs with --recompute)."""
     from symbench.leaderboard.backfill import backfill
 
+    _threads(args)
     rows = Path(args.rows) if args.rows else publish_target()
     report = backfill(rows, store=args.store, model=args.model, suite=args.suite, recompute=args.recompute,
                       data_dir=args.data_dir, dry_run=args.dry_run, jobs=args.jobs, progress=not args.no_progress)
@@ -94,6 +109,7 @@ def _cmd_verify(args) -> int:
     from symbench.leaderboard.outcomes import beside, load_index
     from symbench.leaderboard.verify import DEFAULT_SAMPLE, select_rows, verify_row
 
+    _threads(args)
     rows_path = Path(args.rows) if args.rows else published_rows()
     index = load_index(Path(args.outcomes) if args.outcomes else beside(rows_path))
     chosen = select_rows(read_rows(rows_path), model=args.model, suite=args.suite)
@@ -173,6 +189,7 @@ def add_leaderboard_commands(sub):
                                                    "deterministic model, 0.25 for a randomized one)")
     s.add_argument("--data-dir", help="CIFAR-10 directory (default: $SYMBENCH_DATA, then shared/data)")
     s.add_argument("--device", help="cpu or cuda (default cpu)")
+    s.add_argument("--threads", type=int, help=THREADS_HELP)
     s.set_defaults(func=_cmd_verify)
     s = lsub.add_parser("outcomes", help="maintainers: publish the per-example outcomes of rows already on the board "
                                          "from a store (--recompute: rerun their runs first)")
@@ -182,7 +199,9 @@ def add_leaderboard_commands(sub):
     s.add_argument("--suite", help="suite name or pattern")
     s.add_argument("--recompute", action="store_true", help="rerun (resumably, into --store) every run whose outcomes "
                                                             "are missing and whose store key this code reproduces")
-    s.add_argument("--jobs", help="I/K: take every K-th run from the I-th (split the work over K processes)")
+    s.add_argument("--jobs", help="I/K: take every K-th run from the I-th (split the work over K processes; on one "
+                                  "machine give each --threads)")
+    s.add_argument("--threads", type=int, help=THREADS_HELP)
     s.add_argument("--data-dir", help="CIFAR-10 directory (default: $SYMBENCH_DATA, then shared/data)")
     s.add_argument("--dry-run", action="store_true", help="say what would be published or recomputed, change nothing")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")

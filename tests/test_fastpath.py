@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -171,7 +172,6 @@ def test_cli_fast_flag_and_default_threads(monkeypatch, eager):
     args = build_parser().parse_args(["bench", "--model", "cascaded", "--fast", "--threads", "1"])
     _threads(args)
     assert fastpath.fast_enabled() and torch.get_num_threads() == 1
-    import os
     assert 1 <= fastpath.default_threads() <= (os.cpu_count() or 1)
 
 
@@ -252,3 +252,30 @@ def test_board_cost_from_the_rows_own_counts(tmp_path, monkeypatch):
     assert h["eager"] == pytest.approx(2.0, abs=1e-3)                  # 3600 s x 2 threads
     assert h["fast"] == pytest.approx(2.0 - 600 / 3600, abs=1e-3)      # minus the compute the fast path saves
     assert h["eager_10k"] == pytest.approx(200.0, abs=1e-2)            # n=100 -> 10,000
+
+
+def test_default_threads_honours_omp_num_threads_and_outcomes_takes_threads(monkeypatch, tmp_path):
+    """OMP_NUM_THREADS is what torch users set for K processes on one machine; --threads used to override it with
+    every core. The commands that recompute (leaderboard outcomes, verify) take --threads like bench."""
+    from symbench.cli import build_parser
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert fastpath.default_threads() == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "two")
+        with pytest.raises(ValueError, match="OMP_NUM_THREADS"):
+            fastpath.default_threads()
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        assert fastpath.default_threads() == len(os.sched_getaffinity(0))
+        rows = tmp_path / "rows.jsonl"
+        rows.write_text("")
+        torch.set_num_threads(2)
+        args = build_parser().parse_args(["leaderboard", "outcomes", "--rows", str(rows), "--dry-run", "--threads", "1",
+                                          "--store", str(tmp_path / "store"), "--no-progress"])
+        assert args.func(args) == 0 and torch.get_num_threads() == 1
+        args = build_parser().parse_args(["leaderboard", "outcomes", "--rows", str(rows), "--threads", "0"])
+        with pytest.raises(ValueError, match="--threads"):
+            args.func(args)
+    finally:
+        torch.set_num_threads(before)

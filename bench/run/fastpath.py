@@ -257,8 +257,15 @@ def current_layout(model: nn.Module) -> str | None:
 
 
 def default_threads() -> int:
-    """CPU threads a run uses unless told: the cores this process may run on (a SLURM or taskset
-    allocation, not the whole node's count that ``os.cpu_count()`` gives)."""
+    """CPU threads a run uses unless told: ``OMP_NUM_THREADS`` where set (what torch and numpy users set on
+    a shared machine or for K processes side by side; ``--threads`` used to override it silently), else the
+    cores this process may run on (a SLURM or taskset allocation, not the node's ``os.cpu_count()``)."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(f"OMP_NUM_THREADS={env!r} is not a whole number of threads") from None
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux

@@ -103,7 +103,7 @@ def _add_run_options(s, *, rows_help: str) -> None:
     s.add_argument("--board", help="with --publish: the rows file to publish to instead of the checkout's")
     s.add_argument("--force", action="store_true", help="with --publish: publish rows with n below the suite's n")
     s.add_argument("--device", help="cpu or cuda (default: cuda if available)")
-    s.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
+    s.add_argument("--threads", type=positive_int, help="CPU threads (default: $OMP_NUM_THREADS, else all cores)")
     s.add_argument("--fast", action="store_true", help="channels_last where measured faster (bench/run/fastpath.py); "
                                                        "rows and store key then record the layout")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", help="CIFAR-10 directory (default: $SYMBENCH_DATA, then shared/data)")
     s.add_argument("--store", help="per-example outcome store (default: $SYMBENCH_HOME/store)")
     s.add_argument("--device", help="driver device for checks and local runs (default: cuda if available)")
-    s.add_argument("--threads", type=positive_int, help="driver CPU threads (default: all cores)")
+    s.add_argument("--threads", type=positive_int,
+                   help="driver CPU threads (default: $OMP_NUM_THREADS, else all cores)")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_refresh)
 
