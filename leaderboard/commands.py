@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from symbench.paths import home, package_file, publish_target, published_rows
+from symbench.paths import default_data_dir, home, package_file, publish_target, published_rows
 
 CLAIMS_PATH = package_file("symbench.leaderboard", "seed_claims.json")
 
@@ -97,7 +97,8 @@ def _cmd_outcomes(args) -> int:
     _threads(args)
     rows = Path(args.rows) if args.rows else publish_target()
     report = backfill(rows, store=args.store, model=args.model, suite=args.suite, recompute=args.recompute,
-                      data_dir=args.data_dir, dry_run=args.dry_run, jobs=args.jobs, progress=not args.no_progress)
+                      data_dir=args.data_dir or default_data_dir(), dry_run=args.dry_run, jobs=args.jobs,
+                      progress=not args.no_progress)
     for line in report.lines:
         print(line)
     print(report.summary())
@@ -123,8 +124,8 @@ def _cmd_verify(args) -> int:
                   f"outcomes in {index.path}")
             continue
         check = verify_row(row, outcome, sample=args.sample or DEFAULT_SAMPLE, seed=args.seed,
-                           checkpoint=args.checkpoint, data_dir=args.data_dir, device=args.device or "cpu",
-                           tolerance=args.tolerance)
+                           checkpoint=args.checkpoint, data_dir=args.data_dir or default_data_dir(),
+                           device=args.device or "cpu", tolerance=args.tolerance)
         print(check.line(), flush=True)
         failed += not check.ok
     print(f"{len(chosen) - failed} of {len(chosen)} row(s) verified" + (f", {failed} FAILED" if failed else ""))

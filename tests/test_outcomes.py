@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -340,3 +341,33 @@ def test_validate_lets_a_superseded_row_differ_only_in_a_randomized_runs_expecte
     assert len(validate(old, dict(new, robust_acc_expected=0.5))) == 2  # the newer row disagrees too: both fail
     hard = dict(old, clean_acc=old["clean_acc"] - 1 / got.n)
     assert [e for e in validate(hard, new) if "clean_acc " in e]
+
+
+def test_outcomes_and_verify_find_the_data_beside_the_checkout_as_their_help_says(monkeypatch, tmp_path):
+    """Both say "default: $SYMBENCH_DATA, then shared/data"; they passed None on, and a recompute failed with
+    'CIFAR-10 not found ... no directory given' where `bench` found ../shared/data."""
+    from symbench.cli import build_parser
+    from symbench.leaderboard import backfill as bf, commands, verify
+
+    beside = tmp_path / "shared" / "data"
+    monkeypatch.setattr(commands, "default_data_dir", lambda: beside)
+    seen = {}
+
+    class Report:
+        lines = []
+
+        def summary(self):
+            return ""
+
+    monkeypatch.setattr(bf, "backfill", lambda rows, **kw: seen.setdefault("outcomes", kw["data_dir"]) and Report())
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"model": "m", "suite": "s", "threat": "linf", "eps": 0.03, "n": 4}) + "\n")
+    args = build_parser().parse_args(["leaderboard", "outcomes", "--rows", str(rows), "--threads", "1"])
+    assert args.func(args) == 0 and seen["outcomes"] == beside
+    row = read_rows(rows)[0]
+    monkeypatch.setattr(verify, "select_rows", lambda rows, **kw: [row])
+    monkeypatch.setattr(oc, "load_index", lambda path: SimpleNamespace(get=lambda r: object(), path=path))
+    passed = SimpleNamespace(line=lambda: "ok", ok=True)
+    monkeypatch.setattr(verify, "verify_row", lambda r, o, **kw: seen.setdefault("verify", kw["data_dir"]) and passed)
+    args = build_parser().parse_args(["leaderboard", "verify", "--rows", str(rows), "--threads", "1"])
+    assert args.func(args) == 0 and seen["verify"] == beside
