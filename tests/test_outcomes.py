@@ -341,6 +341,13 @@ def test_validate_lets_a_superseded_row_differ_only_in_a_randomized_runs_expecte
     assert len(validate(old, dict(new, robust_acc_expected=0.5))) == 2  # the newer row disagrees too: both fail
     hard = dict(old, clean_acc=old["clean_acc"] - 1 / got.n)
     assert [e for e in validate(hard, new) if "clean_acc " in e]
+    # a randomized row from before the clean pass was seeded: its clean mask itself was an unseeded draw, so any
+    # number may differ, but only while a newer row of the run agrees; one computed since must agree itself
+    unseeded = dict(hard, draws_k=k)
+    assert validate(unseeded, new) == []
+    assert [e for e in validate(unseeded) if "clean_acc " in e]
+    since = dict(unseeded, created="2026-12-07T10:00:00+00:00")
+    assert [e for e in validate(since, dict(new, created="2026-12-07T11:00:00+00:00")) if "clean_acc " in e]
 
 
 def test_outcomes_and_verify_find_the_data_beside_the_checkout_as_their_help_says(monkeypatch, tmp_path):
