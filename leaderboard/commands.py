@@ -78,13 +78,9 @@ def _unescalated_lines(rows: list[dict]) -> None:
 
 def _threads(args) -> None:
     """``--threads`` of a command that recomputes (default: ``OMP_NUM_THREADS``, else the cores it may use)."""
-    import torch
+    from symbench.bench.run.fastpath import use_threads
 
-    from symbench.bench.run.fastpath import default_threads
-
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {args.threads}")
-    torch.set_num_threads(args.threads or default_threads())
+    use_threads(args.threads)
 
 
 THREADS_HELP = "CPU threads (default: $OMP_NUM_THREADS, else the cores this process may use)"

@@ -256,6 +256,15 @@ def current_layout(model: nn.Module) -> str | None:
     return getattr(model, _MARK, None)
 
 
+def use_threads(threads: int | None) -> int:
+    """Set torch's CPU threads: ``threads``, else :func:`default_threads`. Returns the count set."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    n = threads or default_threads()
+    torch.set_num_threads(n)
+    return n
+
+
 def default_threads() -> int:
     """CPU threads a run uses unless told: ``OMP_NUM_THREADS`` where set (what torch and numpy users set on
     a shared machine or for K processes side by side; ``--threads`` used to override it silently), else the

@@ -14,11 +14,9 @@ def _data_dir(args):
 
 
 def _threads(args) -> None:
-    import torch
+    from symbench.bench.run.fastpath import set_fast, use_threads
 
-    from symbench.bench.run.fastpath import default_threads, set_fast
-
-    torch.set_num_threads(args.threads or default_threads())  # the row's device field records it
+    use_threads(args.threads)  # the row's device field records it
     if getattr(args, "fast", False):
         set_fast(True)
 
