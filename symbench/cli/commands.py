@@ -293,3 +293,29 @@ def _cmd_rb_list(args) -> int:
     rows = rows[: args.top] if args.top else rows
     emit(rows, args.format, format_reference(rows))
     return 0
+
+
+def _store_root(args):
+    from symbench.paths import user_store
+
+    return args.store or user_store()
+
+
+def _cmd_store_export(args) -> int:
+    from symbench.bench.run.store_transfer import export_store
+
+    root = _store_root(args)
+    got = export_store(root, args.out, model=args.model)
+    print(got.line("exported", f"from {root} to {args.out}"))
+    return 0
+
+
+def _cmd_store_import(args) -> int:
+    from symbench.bench.run.store_transfer import import_store
+
+    root = _store_root(args)
+    got = import_store(args.src, root)
+    print(got.line("imported", f"from {args.src} into {root}, signed with your key"))
+    for reason in got.refused[:20]:
+        print(f"  refused: {reason}", file=sys.stderr)
+    return 1 if got.refused else 0

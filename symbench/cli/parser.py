@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from symbench.cli.args import _Parser, eps_value, eps_spec, positive_int, shard_value, _add_format, _add_run_options
-from symbench.cli.commands import _cmd_list, _cmd_models_table, _cmd_suites, _cmd_attacks, _cmd_bench, _cmd_train, _cmd_compare, _cmd_submit, _cmd_refresh, _cmd_add, _cmd_findings, _cmd_rb_build, _cmd_rb_list
+from symbench.cli.commands import _cmd_list, _cmd_models_table, _cmd_suites, _cmd_attacks, _cmd_bench, _cmd_train, _cmd_compare, _cmd_submit, _cmd_refresh, _cmd_add, _cmd_findings, _cmd_rb_build, _cmd_rb_list, _cmd_store_export, _cmd_store_import
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,6 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="driver CPU threads (default: $OMP_NUM_THREADS, else all cores)")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_refresh)
+
+    p_st = sub.add_parser("store", help="move your per-example store between machines (export, import)")
+    ssub = p_st.add_subparsers(dest="store_cmd", required=True, metavar="COMMAND")
+    s = ssub.add_parser("export", help="write the store's records your key verifies to one .jsonl.gz (no key in it)")
+    s.add_argument("out", help="the export file to write (.jsonl.gz)")
+    s.add_argument("--store", help="the store to export (default: $SYMBENCH_HOME/store)")
+    s.add_argument("--model", help="only runs whose model matches this shell pattern")
+    s.set_defaults(func=_cmd_store_export)
+    s = ssub.add_parser("import", help="re-sign an export's records into your store: you vouch for them "
+                                       "(docs/scale-out.md)")
+    s.add_argument("src", help="an export file written by `symbench store export`")
+    s.add_argument("--store", help="the store to import into (default: $SYMBENCH_HOME/store)")
+    s.set_defaults(func=_cmd_store_import)
 
     p_rb = sub.add_parser("robustbench", help="RobustBench's reported numbers (list them, rebuild the table)")
     rsub = p_rb.add_subparsers(dest="rb_cmd", required=True, metavar="COMMAND")

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Start of a session on a new machine: import the carried shards (re-signed with this machine's key),
+# then start two background lanes (tools/full10k.sh), one thread each.
+set -eu
+cd "$(dirname "$0")/.."
+export SYMBENCH_HOME=${SYMBENCH_HOME:-/work/symhome}
+WORK=${WORK:-/work/logs/full10k}
+mkdir -p "$WORK"
+[ -f runs/full10k/store.jsonl.gz ] && .venv/bin/python -m symbench store import runs/full10k/store.jsonl.gz
+rm -rf "$WORK/locks"
+nohup tools/full10k.sh > "$WORK/../laneA.log" 2>&1 &
+sleep 20
+nohup tools/full10k.sh > "$WORK/../laneB.log" 2>&1 &
+echo "lanes started; progress: .venv/bin/python tools/full10k_status.py"
