@@ -20,6 +20,7 @@ for m in $MODELS; do
     if nice -n 5 .venv/bin/python -m symbench bench --model "$m" --suite standard --n 10000 --eps linf=8/255 \
          --fast --threads 1 --shard "$i/$K" --no-progress > "$WORK/$tag.log" 2>&1; then
       touch "$WORK/done/$tag"; echo "$(date -u +%FT%TZ) done $tag"
+      tools/full10k_snapshot.sh > /dev/null 2>&1 || echo "snapshot failed"   # runs/full10k/store.jsonl.gz, to commit
     else
       echo "$(date -u +%FT%TZ) FAILED $tag (see $WORK/$tag.log)"
     fi

@@ -3,6 +3,7 @@
 # runs/full10k/store.jsonl.gz (commit it). The next session imports it: tools/full10k_resume.sh.
 set -eu
 cd "$(dirname "$0")/.."
+exec 9>/tmp/full10k_snapshot.lock; flock 9   # one snapshot at a time (the lanes call it after each shard)
 export SYMBENCH_HOME=${SYMBENCH_HOME:-/work/symhome}
 tmp=$(mktemp -d)
 for m in baseline_cnn10_narrow_pgdat equivariant10_pgdat baseline_cnn10_pgdat cascaded10_pgdat parallel_rot10_pgdat; do
@@ -24,7 +25,9 @@ for f in sorted(src.glob("*.jsonl.gz")):
                 keep.add((it["model_dir"], it["key"])); lines.append(line.rstrip("\n"))
         elif (it["model_dir"], it["key"]) in keep:
             lines.append(line.rstrip("\n"))
-tmp = out.with_suffix(".tmp")
+import os, tempfile
+fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".store.", suffix=".tmp"); os.close(fd); tmp = pathlib.Path(tmp)
+tmp.chmod(0o644)
 with gzip.GzipFile(tmp, "wb", mtime=0) as g:
     g.write(("\n".join(lines) + "\n").encode())
 tmp.replace(out)
