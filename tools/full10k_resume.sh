@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 export SYMBENCH_HOME=${SYMBENCH_HOME:-/work/symhome}
 WORK=${WORK:-/work/logs/full10k}
 mkdir -p "$WORK"
+make -s venv   # a new machine has no .venv (about 2 minutes)
 [ -f runs/full10k/store.jsonl.gz ] && .venv/bin/python -m symbench store import runs/full10k/store.jsonl.gz
 rm -rf "$WORK/locks"
 nohup tools/full10k.sh > "$WORK/../laneA.log" 2>&1 &
