@@ -23,6 +23,10 @@ for m in MODELS:
         secs = sum(json.loads(p.read_text()).get("seconds", 0.0) for p in [*done, *partial])
         secs += sum(json.loads(p.read_text()).get("seconds", 0.0) for p in (run.parent / "clean").glob("b*.json"))
         total_s += secs
+        masks = [json.loads(p.read_text())["robust"] for p in done]
+        robust, n = sum(map(sum, masks)), sum(map(len, masks))
+        clean = sum(sum(json.loads((run.parent / "clean" / p.name).read_text())["correct"]) for p in done)
+        acc = f"  clean {clean / n:.2%} robust {robust / n:.2%} of {n} (unchecked store records)" if n else ""
         print(f"{m:30s} {run.parent.name}  {len(done):2d}/{meta['batches']} batches"
-              f"{f' (+{len(partial)} part-done)' if partial else ''}  {secs / 3600:5.2f} CPU-h")
+              f"{f' (+{len(partial)} part-done)' if partial else ''}  {secs / 3600:5.2f} CPU-h{acc}")
 print(f"{'total':30s} {'':16s}  {total_s / 3600:5.2f} CPU-h (records' wall seconds, 1 thread each)")
