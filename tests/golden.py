@@ -7,6 +7,11 @@ row is *meant* to change (a new check version, a new field), regenerate the file
     .venv/bin/python tests/golden.py --write
 
 Every case runs on a small CNN trained for seconds on synthetic 32x32 images, at n <= 32 and toy budgets.
+Its weights are a fixture too (``golden_model.safetensors``, written by ``--write``): training on another
+CPU (AMD vs Intel kernels) rounds differently, which changes the weights' hash, hence every row's
+``ckpt_sha256`` and ``store_key``, and the last digits of the float fields. Inference on the same weights
+still rounds a little differently across CPUs, so floats are compared to a relative 1e-4
+(:func:`same`), and everything else (counts, accuracies to the example, verdicts, keys) exactly.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import make_data, train_tiny  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "golden_rows.json"
+MODEL_FIXTURE = FIXTURE.with_name("golden_model.safetensors")
 # what differs between two identical runs (time, machine, checkout) and nothing else
 VOLATILE = ("created", "commit", "wall_seconds", "device")
 VOLATILE_NESTED = {"escalation": ("seconds",), "clever": ("seconds_per_image",)}
@@ -132,8 +138,7 @@ def compute(tmp: Path) -> dict[str, list[dict]]:
     tmp = Path(tmp)
     for name, text in SUITES.items():
         (tmp / f"{name}.toml").write_text(text)
-    data = make_data(n=200, size=32)
-    model = train_tiny(data, steps=100)
+    model = golden_model()
     store = str(tmp / "store")
     kw = dict(store=store, progress=False, device="cpu")
     out = {}
@@ -151,11 +156,41 @@ def compute(tmp: Path) -> dict[str, list[dict]]:
     return {k: [strip(r) for r in rows] for k, rows in out.items()}
 
 
+def golden_model(train: bool = False) -> torch.nn.Module:
+    """The cases' CNN: the fixture's weights (any CPU gives the same model), or trained anew with ``train``."""
+    from safetensors.torch import load_file, save_file
+
+    from conftest import TinyCNN
+
+    if train or not MODEL_FIXTURE.is_file():
+        model = train_tiny(make_data(n=200, size=32), steps=100)
+        save_file(model.state_dict(), str(MODEL_FIXTURE))
+        return model
+    model = TinyCNN()
+    model.load_state_dict(load_file(str(MODEL_FIXTURE)))
+    return model.eval()
+
+
+def same(got, want, rel: float = 1e-4, abs_: float = 1e-7) -> bool:
+    """Equal, except that floats may differ by float rounding (other CPUs' kernels); nested dicts and lists too."""
+    import math
+
+    if isinstance(want, float) and isinstance(got, (float, int)) and not isinstance(got, bool):
+        return math.isclose(got, want, rel_tol=rel, abs_tol=abs_)
+    if isinstance(want, dict) and isinstance(got, dict):
+        return list(got) == list(want) and all(same(got[k], want[k], rel, abs_) for k in want)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(same(g, w, rel, abs_) for g, w in zip(got, want))
+    return type(got) is type(want) and got == want
+
+
 if __name__ == "__main__":
     import tempfile
 
     if "--write" not in sys.argv:
         sys.exit("usage: python tests/golden.py --write   (regenerates tests/data/golden_rows.json)")
+    FIXTURE.parent.mkdir(exist_ok=True)
+    golden_model(train=True)
     with tempfile.TemporaryDirectory() as d:
         got = compute(Path(d))
     FIXTURE.parent.mkdir(exist_ok=True)

@@ -17,7 +17,7 @@ def test_rows_equal_the_golden_rows_field_by_field(tmp_path):
         for g, w in zip(got[case], want[case]):
             assert list(g) == list(w), (case, [k for k in g if k not in w], [k for k in w if k not in g])
             for k in w:
-                assert g[k] == w[k], (case, k, g[k], w[k])
+                assert golden.same(g[k], w[k]), (case, k, g[k], w[k])
 
 
 # ------------------------------------------------------------------------------------------------
