@@ -157,12 +157,12 @@ def compute(tmp: Path) -> dict[str, list[dict]]:
 
 
 def golden_model(train: bool = False) -> torch.nn.Module:
-    """The cases' CNN: the fixture's weights (any CPU gives the same model), or trained anew with ``train``."""
+    """The cases' CNN: the fixture's weights (any CPU gives the same model), or trained and saved with ``train`` (--write)."""
     from safetensors.torch import load_file, save_file
 
     from conftest import TinyCNN
 
-    if train or not MODEL_FIXTURE.is_file():
+    if train:
         model = train_tiny(make_data(n=200, size=32), steps=100)
         save_file(model.state_dict(), str(MODEL_FIXTURE))
         return model

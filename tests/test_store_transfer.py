@@ -48,6 +48,7 @@ def exported(tiny_model, det_data, suite_path, tmp_path, monkeypatch):
     monkeypatch.setenv(SECRET_ENV, "machine-a")
     ref = _rows(tiny_model, det_data, suite_path, tmp_path / "a")
     got = export_store(tmp_path / "a", tmp_path / "a.jsonl.gz")
+    assert (tmp_path / "a.jsonl.gz").stat().st_mode & 0o044  # the umask's mode, not mkstemp's 0600
     assert got.records == len(list((tmp_path / "a").rglob("b*.json"))) > 0 and not got.skipped
     monkeypatch.setenv(SECRET_ENV, "machine-b")
     return ref, tmp_path / "a.jsonl.gz"
@@ -123,7 +124,9 @@ def test_cli_round_trip_and_refusal_exit_codes(exported, tmp_path, capsys):
     _, export = exported
     assert main(["store", "import", str(export), "--store", str(tmp_path / "d")]) == 0
     assert "imported" in capsys.readouterr().out
-    assert main(["store", "export", str(tmp_path / "d.jsonl.gz"), "--store", str(tmp_path / "d")]) == 0
+    assert main(["store", "export", str(tmp_path / "d.jsonl.gz"), "--store", str(tmp_path / "d"), "--model", "x*", "t*"]) == 0
+    assert main(["store", "export", str(tmp_path / "none.jsonl.gz"), "--store", str(tmp_path / "d"), "--model", "x*"]) == 2
+    assert "whose model matches x*" in capsys.readouterr().err and not (tmp_path / "none.jsonl.gz").exists()
     assert import_store(tmp_path / "d.jsonl.gz", tmp_path / "e").records > 0   # what d's key verified goes on
     _edit(export, tmp_path / "bad.jsonl.gz", lambda item: item.update(batch=7))
     assert main(["store", "import", str(tmp_path / "bad.jsonl.gz"), "--store", str(tmp_path / "f")]) == 1

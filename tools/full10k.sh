@@ -9,7 +9,7 @@ WORK=${WORK:-/work/logs/full10k}
 export SYMBENCH_HOME=${SYMBENCH_HOME:-/work/symhome}
 export OMP_NUM_THREADS=1
 K=20
-MODELS=${MODELS:-"baseline_cnn10_narrow_pgdat equivariant10_pgdat baseline_cnn10_pgdat cascaded10_pgdat parallel_rot10_pgdat"}
+MODELS=${MODELS:-$(cat runs/full10k/models)}   # in this order
 mkdir -p "$WORK/locks" "$WORK/done"
 for m in $MODELS; do
   for i in $(seq 0 $((K-1))); do

@@ -15,8 +15,7 @@ from symbench.bench.run.store import Store
 from symbench.leaderboard.outcomes import load_index
 from symbench.paths import published_rows, user_store
 
-MODELS = ("baseline_cnn10_narrow_pgdat", "equivariant10_pgdat", "baseline_cnn10_pgdat", "cascaded10_pgdat",
-          "parallel_rot10_pgdat")
+MODELS = (Path(__file__).resolve().parents[1] / "runs" / "full10k" / "models").read_text().split()
 GROUP = "linf_0.03137255"
 root = Path(sys.argv[1]) if len(sys.argv) > 1 else user_store()
 index = load_index()

@@ -6,7 +6,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 export SYMBENCH_HOME=${SYMBENCH_HOME:-/work/symhome} OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-MODELS="baseline_cnn10_narrow_pgdat equivariant10_pgdat baseline_cnn10_pgdat cascaded10_pgdat parallel_rot10_pgdat"
+MODELS=$(cat runs/full10k/models)
 for m in $MODELS; do
   .venv/bin/python -m symbench bench --model "$m" --suite standard --n 10000 --eps linf=8/255 --fast --no-progress \
     --format json > /dev/null

@@ -7,8 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-MODELS = ("baseline_cnn10_narrow_pgdat", "equivariant10_pgdat", "baseline_cnn10_pgdat", "cascaded10_pgdat",
-          "parallel_rot10_pgdat")
+MODELS = (Path(__file__).resolve().parents[1] / "runs" / "full10k" / "models").read_text().split()
 GROUP = "linf_0.03137255"
 root = Path(sys.argv[1] if len(sys.argv) > 1 else Path(os.environ.get("SYMBENCH_HOME", "~/.local/share/symbench"),
                                                                       "store")).expanduser()

@@ -139,8 +139,8 @@ def remove_stale_temps(path: Path) -> int:
     return n
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Replace ``path`` with ``text`` atomically; returns the file actually written.
+def atomic_write_text(path: str | Path, text: str | bytes) -> Path:
+    """Replace ``path`` with ``text`` (or bytes: a compressed file) atomically; returns the file actually written.
 
     A symlink is followed (its target is replaced, the link stays); an existing file keeps its mode, a
     new one gets the umask's (not mkstemp's 0600); a read-only file or folder (no write bit, even for
@@ -159,7 +159,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temp_name_prefix(target), suffix=".tmp")
         try:
             os.fchmod(fd, mode)
-            with os.fdopen(fd, "w") as f:
+            with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
@@ -171,7 +171,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         if err.errno not in _DISK_FULL:
             raise
         raise DiskFullError(err.errno, f"no space left on the disk holding {target.parent} (writing {target.name}, "
-                            f"{len(text.encode()) / 1e6:.2g} MB): {target.name} is unchanged and finished work is kept; "
+                            f"{len(text if isinstance(text, bytes) else text.encode()) / 1e6:.2g} MB): {target.name} is unchanged and finished work is kept; "
                             "free some space and run the same command again") from None
     return target
 

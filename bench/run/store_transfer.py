@@ -18,13 +18,11 @@ import fnmatch
 import gzip
 import json
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from symbench.bench.run.store import INTEGRITY, Store, check_writable_dir, process_umask
+from symbench.bench.run.store import INTEGRITY, Store, atomic_write_text, check_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +59,15 @@ def _safe(name, what: str) -> str:
     return name
 
 
-def _run_dirs(root: Path, model: str | None):
+def _run_dirs(root: Path, models: list[str] | None):
     for meta in sorted(root.glob("*/*/meta.json")):
         run = meta.parent
-        if model is None or fnmatch.fnmatch(run.parent.name, model):
+        if not models or any(fnmatch.fnmatch(run.parent.name, m) for m in models):
             yield run
 
 
-def export_store(root: str | Path, out: str | Path, *, model: str | None = None) -> Transfer:
-    """Write every record of ``root`` (runs whose model directory matches ``model``) that this key verifies."""
+def export_store(root: str | Path, out: str | Path, *, models: list[str] | None = None) -> Transfer:
+    """Write every record of ``root`` (of runs whose model directory matches one of ``models``) this key verifies."""
     root, out = Path(root), Path(out)
     if not root.is_dir():
         raise ValueError(f"no store at {root}")
@@ -77,7 +75,7 @@ def export_store(root: str | Path, out: str | Path, *, model: str | None = None)
     result = Transfer()
     lines = [json.dumps({"symbench_store_export": EXPORT_FORMAT,
                          "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})]
-    for run in _run_dirs(root, model):
+    for run in _run_dirs(root, models):
         store = Store(root, run.parent.name, run.name)
         manifest = store.manifest()
         if not isinstance(manifest, dict) or manifest.get("key") != run.name:
@@ -103,22 +101,9 @@ def export_store(root: str | Path, out: str | Path, *, model: str | None = None)
                                      "batch": batch, "record": rec}))
             result.records += 1
     if not result.runs:
-        raise ValueError(f"no runs in {root}" + (f" whose model matches {model!r}" if model else ""))
-    _write_gzip(out, "\n".join(lines) + "\n")
+        raise ValueError(f"no runs in {root}" + (f" whose model matches {' or '.join(models)}" if models else ""))
+    atomic_write_text(out, gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0))
     return result
-
-
-def _write_gzip(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~process_umask())  # mkstemp's 0600 would hide the file from a shared group
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
-            f.write(text.encode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _batch_range(manifest: dict, batch: int) -> list[int] | None:

@@ -305,7 +305,7 @@ def _cmd_store_export(args) -> int:
     from symbench.bench.run.store_transfer import export_store
 
     root = _store_root(args)
-    got = export_store(root, args.out, model=args.model)
+    got = export_store(root, args.out, models=args.model)
     print(got.line("exported", f"from {root} to {args.out}"))
     return 0
 

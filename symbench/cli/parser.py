@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = ssub.add_parser("export", help="write the store's records your key verifies to one .jsonl.gz (no key in it)")
     s.add_argument("out", help="the export file to write (.jsonl.gz)")
     s.add_argument("--store", help="the store to export (default: $SYMBENCH_HOME/store)")
-    s.add_argument("--model", help="only runs whose model matches this shell pattern")
+    s.add_argument("--model", nargs="+", metavar="PATTERN", help="only runs whose model matches one of these shell patterns")
     s.set_defaults(func=_cmd_store_export)
     s = ssub.add_parser("import", help="re-sign an export's records into your store: you vouch for them "
                                        "(docs/scale-out.md)")
