@@ -132,3 +132,36 @@ def test_cli_round_trip_and_refusal_exit_codes(exported, tmp_path, capsys):
     assert main(["store", "import", str(tmp_path / "bad.jsonl.gz"), "--store", str(tmp_path / "f")]) == 1
     assert "refused" in capsys.readouterr().err
     assert main(["store", "import", str(tmp_path / "nope.jsonl.gz")]) == 2   # one line, before any work
+
+
+def test_interrupted_batch_keeps_the_state_further_along(exported, tmp_path):
+    """Two machines that stopped one batch at different attacks hold different checkpoints, both right."""
+    _, export = exported
+    lines = [json.loads(line) for line in gzip.open(export, "rt")]
+    final = next(it for it in lines if it.get("group", "").startswith("linf") and it["batch"] == 1)
+    head = [lines[0], next(it for it in lines if "meta" in it and it["key"] == final["key"])]
+    mask = final["record"]["robust"]
+
+    def partial(after: dict, name: str):
+        rec = {"done": len(after), "robust_after": after, "robust": list(after.values())[-1], "p_state": [1.0] * 16,
+               "broken_by": [None] * 16, "n_forward": 1, "n_backward": 1, "seconds": 1.0,
+               "_integrity": dict(final["record"]["_integrity"], group=final["group"] + ".partial")}
+        with gzip.open(tmp_path / name, "wt") as f:
+            f.write("\n".join(json.dumps(it) for it in head + [dict(final, group=final["group"] + ".partial",
+                                                                      record=rec)]) + "\n")
+        return tmp_path / name
+
+    one, two = partial({"a": mask}, "one.jsonl.gz"), partial({"a": mask, "b": mask}, "two.jsonl.gz")
+    other = partial({"a": [not v for v in mask]}, "other.jsonl.gz")
+    held = lambda store: [json.loads(p.read_text())["done"] for p in store.rglob("*.partial/b*.json")]  # noqa: E731
+
+    assert import_store(two, tmp_path / "p").records == 1
+    got = import_store(one, tmp_path / "p")            # behind the held checkpoint: kept the held one, no refusal
+    assert (got.records, got.already, got.refused) == (0, 1, []) and held(tmp_path / "p") == [2]
+    assert import_store(one, tmp_path / "q").records == 1
+    assert import_store(two, tmp_path / "q").records == 1 and held(tmp_path / "q") == [2]   # further along: taken
+    got = import_store(other, tmp_path / "q")           # disagrees on an attack both finished: one of them is wrong
+    assert len(got.refused) == 1 and "disagree" in got.refused[0] and held(tmp_path / "q") == [2]
+    import_store(export, tmp_path / "r")
+    got = import_store(two, tmp_path / "r")             # the batch is finished there: the checkpoint is stale
+    assert (got.records, got.already) == (0, 1) and held(tmp_path / "r") == []

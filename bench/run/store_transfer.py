@@ -154,19 +154,40 @@ def import_store(src: str | Path, root: str | Path) -> Transfer:
             want = _batch_range(manifest, batch)
             if index is not None and want is not None and index != want:
                 raise ValueError(f"its record covers examples {index}, but batch {batch} of this run is {want}")
-            held = store.get(group, batch, index=tuple(index) if index else None)
-            if held is not None:
+            span = tuple(index) if index else None
+            if group.endswith(".partial") and store.get(group[:-len(".partial")], batch, index=span) is not None:
+                result.already += 1   # the destination finished this batch: its record supersedes any checkpoint
+                continue
+            held = store.get(group, batch, index=span)
+            if held is not None and group.endswith(".partial") and _further_partial(held, rec) is held:
+                result.already += 1   # the destination's interrupted batch got as far or further: keep it
+                continue
+            if held is not None and not group.endswith(".partial"):
                 if _same(held, rec):
                     result.already += 1
                     continue
                 raise ValueError(f"the destination already holds a different record of {model_dir}/{key} {group} "
                                  f"batch {batch}; kept it (delete it to take the imported one)")
-            store.put(group, batch, rec, index=tuple(index) if index else None)
+            store.put(group, batch, rec, index=span)
             result.records += 1
         except (ValueError, TypeError, AttributeError) as err:
             result.refused.append(f"{where}: {err}")
             log.warning("not imported: %s: %s", where, err)
     return result
+
+
+def _further_partial(held: dict, rec: dict) -> dict:
+    """Of two states of one interrupted batch, the one more attacks into it; they must agree where both ran.
+
+    A partial record is a checkpoint (bench/run/cascade.py), not a result: two machines that stopped the
+    same batch at different attacks hold different ones, both right. Attacks are seeded by position,
+    so the masks of the attacks both finished are equal, or one of them is wrong.
+    """
+    a, b = held.get("robust_after"), rec.get("robust_after")
+    if not isinstance(a, dict) or not isinstance(b, dict) or any(a[k] != b[k] for k in a.keys() & b.keys()):
+        raise ValueError("the destination holds a different state of this interrupted batch whose finished attacks "
+                         "disagree with it; kept it (delete it to take the imported one)")
+    return held if len(a) >= len(b) else rec
 
 
 def _names(meta) -> str:
