@@ -2,7 +2,8 @@
 
 Examples 0..999 are batches 0 and 1 of both runs (batch size 500, same per-batch seeds), so each stored
 10k batch is compared with the published outcome masks of the model's `standard` Linf 8/255 n=1000 row
-(clean bit, robust bit). Prints, per model, how many of the compared examples differ.
+(clean bit, robust bit). Prints, per model, how many of the compared examples differ; for a row whose
+outcomes were never published (outcomes_pending.jsonl) it compares the clean and robust counts instead.
 
     .venv/bin/python tools/full10k_prefix.py [STORE]      (default: $SYMBENCH_HOME/store)
 """
@@ -25,10 +26,21 @@ for m in MODELS:
     row = max((r for r in rows if r["model"] == m), key=lambda r: r["created"], default=None)
     published = index.get(row) if row else None
     runs = [p.parent for p in sorted((root / m).glob("*/meta.json")) if json.loads(p.read_text()).get("n") == 10000]
-    if published is None or not runs:
-        print(f"{m:30s} {'no published n=1000 outcomes' if published is None else 'no 10k run stored'}")
+    if row is None or not runs:
+        print(f"{m:30s} {'no published n=1000 row' if row is None else 'no 10k run stored'}")
         continue
     store = Store(root, m, runs[-1].name)
+    if published is None:  # a row from before outcomes were published (outcomes_pending.jsonl): its counts only
+        got = [(store.get("clean", b), store.get(GROUP, b)) for b in (0, 1)]
+        if any(c is None or a is None for c, a in got):
+            print(f"{m:30s} batches 0 and 1 not both stored yet (its n=1000 row has counts only, no outcomes)")
+            continue
+        clean = sum(sum(c["correct"]) for c, _ in got)
+        robust = sum(sum(a["robust"]) for _, a in got)
+        want = round(row["clean_acc"] * 1000), round(row["robust_acc"] * 1000)
+        print(f"{m:30s} counts only (its n=1000 row's outcomes are pending): clean {clean} vs {want[0]} published, "
+              f"robust {robust} vs {want[1]} published{'' if (clean, robust) == want else '  DIFFER'}")
+        continue
     compared = differ = robust_10k = robust_pub = 0
     for b in (0, 1):
         crec, arec = store.get("clean", b), store.get(GROUP, b)
