@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from symbench.bench.run.cascade import partial_group
 from symbench.bench.run.store import INTEGRITY, Store, atomic_write_text, check_writable_dir
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ EXPORT_FORMAT = 1
 _NAME = re.compile(r"^[A-Za-z0-9_.+=-]+$")   # a store directory's model part or a group (no '/', no '..')
 _KEY = re.compile(r"^[0-9a-f]{8,64}$")
 _RECORD = re.compile(r"^b(\d{5,})\.json$")
+_PARTIAL = partial_group("")   # the suffix of an interrupted batch's checkpoint group
 _MANIFEST_FIELDS = ("model", "suite", "data_sha256", "n", "batch_size")  # what must agree between stores
 
 
@@ -155,14 +157,15 @@ def import_store(src: str | Path, root: str | Path) -> Transfer:
             if index is not None and want is not None and index != want:
                 raise ValueError(f"its record covers examples {index}, but batch {batch} of this run is {want}")
             span = tuple(index) if index else None
-            if group.endswith(".partial") and store.get(group[:-len(".partial")], batch, index=span) is not None:
+            checkpoint = group.endswith(_PARTIAL)
+            if checkpoint and store.get(group.removesuffix(_PARTIAL), batch, index=span) is not None:
                 result.already += 1   # the destination finished this batch: its record supersedes any checkpoint
                 continue
             held = store.get(group, batch, index=span)
-            if held is not None and group.endswith(".partial") and _further_partial(held, rec) is held:
+            if held is not None and checkpoint and _further_partial(held, rec) is held:
                 result.already += 1   # the destination's interrupted batch got as far or further: keep it
                 continue
-            if held is not None and not group.endswith(".partial"):
+            if held is not None and not checkpoint:
                 if _same(held, rec):
                     result.already += 1
                     continue
