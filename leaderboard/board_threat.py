@@ -88,10 +88,21 @@ def threat_board(rows: list[dict], refs: list[dict], cards: dict, pages: set[str
                                                                   cards, pages, rows)))
     if refs:
         board.extra.append(("RobustBench's reported numbers", "AutoAttack on all 10,000 test images, as RobustBench "
-                            "reports them (model_info); not measured or checked here, so not ranked. 'RobustBench: "
-                            "all' in the filters shows every one.",
+                            "reports them (model_info); not measured or checked here, so not ranked. "
+                            f"{same_n_note(refs, n_rank)} 'RobustBench: all' in the filters shows every one.",
                             reported_table(f"{board_id}-reported", refs, max((v[0] for v in vals), default=None))))
     return board
+
+
+def same_n_note(refs: list[dict], n_rank: int | None) -> str:
+    """Whether the ranking's intervals are as narrow as RobustBench's: comparable only at the same n."""
+    ns = sorted({r["n"] for r in refs})
+    if n_rank is None:
+        return ""
+    if ns == [n_rank]:
+        return f"The ranking above is on the same {n_rank:,} images, so its intervals are as narrow as these."
+    return (f"The ranking above is on {n_rank:,} images, not {', '.join(f'{n:,}' for n in ns)}: its intervals are "
+            f"wider than these.")
 
 
 def reported_table(tid: str, refs: list[dict], best_measured: float | None) -> Table:

@@ -72,6 +72,12 @@ def test_threat_board_ranks_one_protocol_with_wilson_intervals_and_lists_the_res
     order = [r.record["model"] for r in reported.sorted_rows()]
     assert order == ["robustbench:Strong", "robustbench:Standard"]
     assert all("reported" in r.cls.split() and r.attrs["reported"] == "1" for r in reported.rows)
+    # RobustBench's 10,000 images against a ranking on 200: the reader is told the intervals are not alike
+    (_, note, _) = b.extra[1]
+    assert "on 200 images, not 10,000" in note
+    full = lb.threat_board([dict(r, n=10000) for r in rows], refs, {}, {"a", "b", "c", "d"}, "linf", EPS, "linf",
+                           "Linf", "8/255")
+    assert "same 10,000 images" in full.extra[1][1]
 
 
 def test_defense_gain_interval_is_newcombes():
