@@ -88,7 +88,7 @@ def threat_board(rows: list[dict], refs: list[dict], cards: dict, pages: set[str
                                                                   cards, pages, rows)))
     if refs:
         board.extra.append(("RobustBench's reported numbers", "AutoAttack on all 10,000 test images, as RobustBench "
-                            "reports them (model_info); not measured or checked here, so not ranked. "
+                            "reports them (model_info); not measured or checked here, so not ranked."
                             f"{same_n_note(refs, n_rank)} 'RobustBench: all' in the filters shows every one.",
                             reported_table(f"{board_id}-reported", refs, max((v[0] for v in vals), default=None))))
     return board
@@ -100,9 +100,9 @@ def same_n_note(refs: list[dict], n_rank: int | None) -> str:
     if n_rank is None:
         return ""
     if ns == [n_rank]:
-        return f"The ranking above is on the same {n_rank:,} images, so its intervals are as narrow as these."
-    return (f"The ranking above is on {n_rank:,} images, not {', '.join(f'{n:,}' for n in ns)}: its intervals are "
-            f"wider than these.")
+        return f" The ranking above is on the same {n_rank:,} images, so its intervals are as narrow as these."
+    how = "its intervals are wider than these" if n_rank < ns[0] else "the intervals differ"
+    return f" The ranking above is on {n_rank:,} images, not {', '.join(f'{n:,}' for n in ns)}: {how}."
 
 
 def reported_table(tid: str, refs: list[dict], best_measured: float | None) -> Table:

@@ -78,6 +78,7 @@ def test_threat_board_ranks_one_protocol_with_wilson_intervals_and_lists_the_res
     full = lb.threat_board([dict(r, n=10000) for r in rows], refs, {}, {"a", "b", "c", "d"}, "linf", EPS, "linf",
                            "Linf", "8/255")
     assert "same 10,000 images" in full.extra[1][1]
+    assert "  " not in note and "  " not in full.extra[1][1]
 
 
 def test_defense_gain_interval_is_newcombes():
