@@ -124,3 +124,18 @@ def test_a_model_rerun_at_a_larger_n_still_pairs_at_the_common_n_and_names_the_r
     assert [c.stats.n for c in paired.comparisons] == [30, 30] and not paired.refused
     # the spec asks for more than the examples both have: no claim from the smaller pair
     assert findings.compute(read_rows(rows), store, {**spec, "n": 60})["comparisons"] == []
+
+
+def test_sentence_puts_each_number_beside_its_model():
+    """'B is better than A: 20.0% vs 60.0%' read as B's 20%: every number sits next to its model's name."""
+    from symbench.bench.run.compare import RowComparison
+    from symbench.bench.run.stats import paired_comparison
+
+    a = [True] * 20 + [False] * 80            # A right on 20 of 100
+    b = [True] * 60 + [False] * 40            # B right on those 20 and 40 more
+    c = RowComparison("mod_a", "mod_b", "standard", "linf", 8 / 255, "8/255", "robust", paired_comparison(a, b))
+    s = c.sentence()
+    assert s.startswith("mod_b is better than mod_a in robust accuracy at linf eps 8/255 (standard, n=100)")
+    assert "mod_a 20.0% vs mod_b 60.0%, difference -40.0%" in s
+    tie = RowComparison("mod_a", "mod_b", "standard", "linf", 8 / 255, "8/255", "clean", paired_comparison(a, a))
+    assert tie.sentence().startswith("No significant difference in clean accuracy (standard, n=100): mod_a 20.0% vs mod_b 20.0%")

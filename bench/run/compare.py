@@ -34,13 +34,13 @@ class RowComparison:
         s = self.stats
         at = f" at {self.threat} eps {self.eps_display}" if self.metric == "robust" else ""
         what = f"{self.metric} accuracy{at} ({self.suite}, n={s.n})"
+        # each number next to its model's name: "X is better than Y: 23.5% vs 30.2%" read as X's 23.5%
+        numbers = (f"{self.model_a} {s.acc_a:.1%} vs {self.model_b} {s.acc_b:.1%}, difference {s.diff:+.1%} "
+                   f"[{s.diff_low:+.1%}, {s.diff_high:+.1%}], McNemar p={s.p_value:.3g}.")
         if not s.significant:
-            return (f"No significant difference in {what}: {self.model_a} {s.acc_a:.1%} vs {self.model_b} "
-                    f"{s.acc_b:.1%}, difference {s.diff:+.1%} [{s.diff_low:+.1%}, {s.diff_high:+.1%}], "
-                    f"McNemar p={s.p_value:.3g}.")
+            return f"No significant difference in {what}: {numbers}"
         better, worse = (self.model_a, self.model_b) if s.diff > 0 else (self.model_b, self.model_a)
-        return (f"{better} is better than {worse} in {what}: {s.acc_a:.1%} vs {s.acc_b:.1%}, difference "
-                f"{s.diff:+.1%} [{s.diff_low:+.1%}, {s.diff_high:+.1%}], McNemar p={s.p_value:.3g}.")
+        return f"{better} is better than {worse} in {what}: {numbers}"
 
 
 def row_outcomes(row: dict, store_root: str | Path | None = None, metric: str = "robust") -> list[bool]:
