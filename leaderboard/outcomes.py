@@ -312,11 +312,15 @@ def write_pending(rows_path: str | Path, keys: set[tuple[str, str, str]]) -> Pat
 
 def prune_pending(rows_path: str | Path, outcomes_path: str | Path | None = None) -> int:
     """Take off the pending list every entry whose outcomes are published now (by a backfill, or by a rerun
-    of the same run published with its outcomes); returns how many."""
-    pending = read_pending(rows_path)
-    done = pending & load_index(outcomes_path or beside(rows_path)).runs if pending else set()
-    if done:
-        write_pending(rows_path, pending - done)
+    of the same run published with its outcomes); returns how many. Locked: two ``--jobs`` slices finishing
+    together must not each write back the list they read before the other pruned it."""
+    from symbench.bench.run.records import rows_lock
+
+    with rows_lock(pending_path(rows_path)):
+        pending = read_pending(rows_path)
+        done = pending & load_index(outcomes_path or beside(rows_path)).runs if pending else set()
+        if done:
+            write_pending(rows_path, pending - done)
     return len(done)
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start of a session on a new machine: import the carried shards (re-signed with this machine's key),
-# then start two background lanes (tools/full10k.sh), one thread each.
+# then start two background lanes (tools/full10k.sh), one thread each; a lane that finishes its shards goes on
+# to half of the outcomes backfill (tools/outcomes_lane.sh), so the two cores stay busy.
 set -eu
 cd "$(dirname "$0")/.."
 export SYMBENCH_HOME=${SYMBENCH_HOME:-/work/symhome}
@@ -12,7 +13,7 @@ if [ -f runs/full10k/store.jsonl.gz ]; then
   .venv/bin/python -m symbench store import runs/full10k/store.jsonl.gz || [ $? = 1 ]
 fi
 rm -rf "$WORK/locks"
-nohup tools/full10k.sh > "$WORK/../laneA.log" 2>&1 &
+nohup sh -c 'tools/full10k.sh; tools/outcomes_lane.sh 0/2' > "$WORK/../laneA.log" 2>&1 &
 sleep 20
-nohup tools/full10k.sh > "$WORK/../laneB.log" 2>&1 &
+nohup sh -c 'tools/full10k.sh; tools/outcomes_lane.sh 1/2' > "$WORK/../laneB.log" 2>&1 &
 echo "lanes started; progress: .venv/bin/python tools/full10k_status.py"
