@@ -8,6 +8,7 @@ outcomes were never published (outcomes_pending.jsonl) it compares the clean and
     .venv/bin/python tools/full10k_prefix.py [STORE]      (default: $SYMBENCH_HOME/store)
 """
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from symbench.bench.run.store import Store
 from symbench.leaderboard.outcomes import load_index
 from symbench.paths import published_rows, user_store
 
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)   # `| head` ends quietly, like any Unix filter
 MODELS = (Path(__file__).resolve().parents[1] / "runs" / "full10k" / "models").read_text().split()
 GROUP = "linf_0.03137255"
 root = Path(sys.argv[1]) if len(sys.argv) > 1 else user_store()
