@@ -79,13 +79,12 @@ def backfill(rows_path: str | Path, *, store=None, model: str | None = None, sui
             report.lines.append(f"would add  {what}")
             continue
         oc.append_records(out_path, [oc.record_for(row, outcome, recomputed_key)])
+        oc.prune_pending(rows_path, out_path)  # now, not at the end: a killed backfill leaves a board that validates
         report.published += 1
         report.lines.append(f"published  {what}: clean {sum(outcome.clean)}/{outcome.n}, robust "
                             f"{sum(outcome.robust)}/{outcome.n}, as the row says"
                             + (f" (its key predates the code hash; recomputed as {recomputed_key})" if recomputed_key
                                else ""))
-    if not dry_run and report.published:
-        oc.prune_pending(rows_path, out_path)
     return report
 
 

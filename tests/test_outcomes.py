@@ -378,3 +378,29 @@ def test_outcomes_and_verify_find_the_data_beside_the_checkout_as_their_help_say
     monkeypatch.setattr(verify, "verify_row", lambda r, o, **kw: seen.setdefault("verify", kw["data_dir"]) and passed)
     args = build_parser().parse_args(["leaderboard", "verify", "--rows", str(rows), "--threads", "1"])
     assert args.func(args) == 0 and seen["verify"] == beside
+
+
+def test_a_backfill_killed_between_runs_leaves_a_board_that_validates(published, tmp_path, monkeypatch):
+    """The backfill runs for hours in the background; killed after publishing one run, its outcomes are on the
+    board and its pending entry is gone, so the half-done board can be committed as it is."""
+    from symbench.leaderboard import backfill as bf
+
+    board = _copy_board(published, tmp_path)
+    rows = read_rows(board)
+    oc.beside(board).write_text("")
+    bare = [{k: v for k, v in r.items() if k != "outcomes_sha256"} for r in rows]
+    board.write_text("".join(json.dumps(r) + "\n" for r in bare))
+    oc.write_pending(board, {oc.key_of(r) for r in bare})
+    calls, real = [], bf._outcome
+
+    def killed_on_the_second_run(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+    monkeypatch.setattr(bf, "_outcome", killed_on_the_second_run)
+    with pytest.raises(KeyboardInterrupt):
+        bf.backfill(board, store=published["root"] / "store", progress=False)
+    errors, waiting = oc.validate(board)
+    assert not errors, errors
+    assert 0 < waiting < len(rows) and len(oc.read_pending(board)) < len(rows)
