@@ -77,6 +77,18 @@ def _copy_board(published, tmp_path) -> Path:
     return board
 
 
+def _board_before_outcomes(published, tmp_path, pending: bool = True) -> tuple[Path, list[dict]]:
+    """A copy of the board as it was before outcomes were published: rows without ``outcomes_sha256``, no
+    outcomes file, and (``pending``) every run on the pending list."""
+    board = _copy_board(published, tmp_path)
+    oc.beside(board).write_text("")
+    bare = [{k: v for k, v in r.items() if k != "outcomes_sha256"} for r in read_rows(board)]
+    board.write_text("".join(json.dumps(r) + "\n" for r in bare))
+    if pending:
+        oc.write_pending(board, {oc.key_of(r) for r in bare})
+    return board, bare
+
+
 def _edit_record(path: Path, edit) -> None:
     lines = path.read_text().splitlines()
     rec = json.loads(lines[0])
@@ -102,26 +114,17 @@ def test_validate_fails_on_masks_that_disagree_with_the_row(published, tmp_path)
 
 
 def test_validate_fails_on_a_row_without_outcomes_unless_pending(published, tmp_path):
-    board = _copy_board(published, tmp_path)
-    rows = read_rows(board)
-    oc.beside(board).write_text("")
-    bare = [{k: v for k, v in r.items() if k != "outcomes_sha256"} for r in rows]
-    board.write_text("".join(json.dumps(r) + "\n" for r in bare))
+    board, rows = _board_before_outcomes(published, tmp_path, pending=False)
     errors, waiting = oc.validate(board)
     assert len(errors) == len(rows) and waiting == 0
-    oc.write_pending(board, {oc.key_of(r) for r in bare})
+    oc.write_pending(board, {oc.key_of(r) for r in rows})
     assert oc.validate(board) == ([], len(rows))  # listed as published before outcomes existed
 
 
 def test_publishing_a_pending_run_again_with_its_outcomes_takes_it_off_the_pending_list(published, tmp_path):
     """A run published before outcomes existed, rerun (e.g. escalated) and published with its outcomes: the
     pending entry goes, so validate passes without a hand edit."""
-    board = _copy_board(published, tmp_path)
-    rows = read_rows(board)
-    oc.beside(board).write_text("")
-    bare = [{k: v for k, v in r.items() if k != "outcomes_sha256"} for r in rows]
-    board.write_text("".join(json.dumps(r) + "\n" for r in bare))
-    oc.write_pending(board, {oc.key_of(r) for r in bare})
+    board, rows = _board_before_outcomes(published, tmp_path)
     again = next(r for r in published["rows"] if r["model"] == "tiny_a")
     publish_rows([dict(again, escalation_id="0123456789ab")], board, force=True, store=published["root"] / "store")
     left = oc.read_pending(board)
@@ -385,12 +388,7 @@ def test_a_backfill_killed_between_runs_leaves_a_board_that_validates(published,
     board and its pending entry is gone, so the half-done board can be committed as it is."""
     from symbench.leaderboard import backfill as bf
 
-    board = _copy_board(published, tmp_path)
-    rows = read_rows(board)
-    oc.beside(board).write_text("")
-    bare = [{k: v for k, v in r.items() if k != "outcomes_sha256"} for r in rows]
-    board.write_text("".join(json.dumps(r) + "\n" for r in bare))
-    oc.write_pending(board, {oc.key_of(r) for r in bare})
+    board, rows = _board_before_outcomes(published, tmp_path)
     calls, real = [], bf._outcome
 
     def killed_on_the_second_run(*a, **kw):
