@@ -91,6 +91,14 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
                                "ckpt_sha256": r.get("ckpt_sha256")} for r in (ra, rb)]}
             try:
                 got = {id(r): resolve(r, store_root)[0] for r in (ra, rb)}  # the store, else the published outcomes
+            except ValueError:  # outcomes neither here nor published: say so, and how, without this machine's paths
+                lacking = [r for r in (ra, rb) if not _resolves(r, store_root)]
+                out["missing"].append({"model": " / ".join(r["model"] for r in lacking) or entry["pair"][0],
+                                       "pair": entry["pair"],
+                                       "how": f"per-example outcomes at n={ra['n']} are neither in this store nor "
+                                              "published: `symbench leaderboard outcomes --recompute`"})
+                continue
+            try:
                 for metric in ("robust", "clean"):
                     c = compare_rows(ra, rb, metric=metric, masks=lambda r: got[id(r)].mask(metric))
                     s = c.stats
@@ -102,7 +110,7 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
                         "significant": s.significant, "discordant": [s.only_a, s.only_b],
                         "mask_sha256": [mask_sha256(got[id(r)].mask(metric)) for r in (ra, rb)],
                         "sentence": c.sentence()}
-            except ValueError as err:  # outcomes not in this store: say so instead of guessing
+            except ValueError as err:  # outcomes found but not comparable (different examples): say so
                 out["missing"].append({"model": f"{pair.symmetric} / {pair.plain}", "pair": entry["pair"],
                                        "how": str(err)})
                 continue
@@ -110,6 +118,16 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
     if spec.get("orbit", True):
         out["orbit"] = _orbit_of_at_models(rows, spec)
     return out
+
+
+def _resolves(row: dict, store_root) -> bool:
+    from symbench.leaderboard.outcomes import resolve
+
+    try:
+        resolve(row, store_root)
+    except ValueError:
+        return False
+    return True
 
 
 def _orbit_of_at_models(rows: list[dict], spec: dict) -> list[dict]:

@@ -139,3 +139,28 @@ def test_sentence_puts_each_number_beside_its_model():
     assert "mod_a 20.0% vs mod_b 60.0%, difference -40.0%" in s
     tie = RowComparison("mod_a", "mod_b", "standard", "linf", 8 / 255, "8/255", "clean", paired_comparison(a, a))
     assert tie.sentence().startswith("No significant difference in clean accuracy (standard, n=100): mod_a 20.0% vs mod_b 20.0%")
+
+
+def test_outcomes_missing_here_name_no_local_path_and_strict_writes_nothing(tiny_model, tiny_data, tmp_path):
+    """A pair whose outcomes this store lacks is listed with a command, not this machine's store path (it is
+    published in the README), and ``findings --strict`` refuses before writing anything."""
+    from symbench.cli import main
+
+    suite = tmp_path / "det.toml"
+    suite.write_text(DET_SUITE)
+    rows, store = tmp_path / "rows.jsonl", tmp_path / "store"
+    kw = dict(data=tiny_data, rows=rows, store=store, checks=False, progress=False)
+    symbench.benchmark(tiny_model, str(suite), name="sym_at", **kw)
+    symbench.benchmark(TinyCNN().eval(), str(suite), name="plain_at", **kw)
+    spec = tmp_path / "spec.toml"
+    spec.write_text('question = "q?"\nsuite = "det"\nn = 200\nalso = []\norbit = false\n'
+                    '[[pairs]]\nsymmetric = "sym_at"\nplain = "plain_at"\nwhy = "test pair"\n')
+    elsewhere = tmp_path / "other_store"
+    got = findings.compute(read_rows(rows), elsewhere, findings.load_spec(spec))
+    assert got["comparisons"] == [] and got["missing"]
+    assert all(str(tmp_path) not in m["how"] and "--recompute" in m["how"] for m in got["missing"])
+    assert got["missing"][0]["model"] == "sym_at / plain_at"
+    out = tmp_path / "findings.json"
+    args = ["leaderboard", "findings", "--rows", str(rows), "--spec", str(spec), "--out", str(out)]
+    assert main(args + ["--store", str(elsewhere), "--strict"]) != 0 and not out.exists()
+    assert main(args + ["--store", str(store), "--strict"]) == 0 and out.exists()

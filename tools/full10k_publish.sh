@@ -31,12 +31,12 @@ for m in models:
     r = best[m]
     print(f"{m:30s} clean {r['clean_acc']:.4f} robust {r['robust_acc']:.4f} verdict {r.get('verdict')}")
 PY
+# a pair whose outcomes this store lacks would silently leave the findings: refuse before anything is published
+.venv/bin/python -m symbench leaderboard findings --strict --rows leaderboard/v1/rows.jsonl "$rows" \
+  --store "$SYMBENCH_HOME/store" > /dev/null
 .venv/bin/python -m symbench leaderboard add "$rows" --store "$SYMBENCH_HOME/store"
-.venv/bin/python -m symbench leaderboard findings --rows leaderboard/v1/rows.jsonl --store "$SYMBENCH_HOME/store" \
+.venv/bin/python -m symbench leaderboard findings --strict --rows leaderboard/v1/rows.jsonl --store "$SYMBENCH_HOME/store" \
   --out leaderboard/v1/findings.json --readme README.md > /dev/null
-# a pair whose outcomes this store lacks would silently leave the findings: refuse instead
-.venv/bin/python -c "import json, sys; m = json.load(open('leaderboard/v1/findings.json'))['missing']; \
-sys.exit(f'findings lost pairs (outcomes missing here): {m}' if m else 0)"
 SYMBENCH_HOME=$(mktemp -d) .venv/bin/python -m symbench leaderboard build --publish --screenshot
 .venv/bin/python -m symbench leaderboard validate
 .venv/bin/python -m symbench leaderboard verify --model '*_pgdat' --suite standard --sample 16 || true

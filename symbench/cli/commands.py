@@ -264,6 +264,9 @@ def _cmd_findings(args) -> int:
     sources = [Path(r) for r in args.rows] if args.rows else [published_rows(), user_rows()]
     rows = [r for src in sources for r in read_rows(src)]
     got = findings.compute(rows, args.store, findings.load_spec(args.spec) if args.spec else None)
+    if args.strict and got["missing"]:  # before writing anything: a publish must not lose a pair quietly
+        lost = "; ".join(f"{m['model']}: {m['how']}" for m in got["missing"])
+        raise ValueError(f"--strict: {len(got['missing'])} comparison(s) cannot be made, nothing written: {lost}")
     if args.out:
         _where("findings", findings.write(got, args.out))
     if args.readme:

@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--spec", help="comparisons to make (default: the shipped leaderboard/findings.toml)")
     s.add_argument("--out", help="write the findings JSON here (the published one is leaderboard/v1/findings.json)")
     s.add_argument("--readme", help="rewrite the findings section between its markers in this Markdown file")
+    s.add_argument("--strict", action="store_true", help="fail, writing nothing, if any comparison cannot be made "
+                   "(rows or outcomes missing) instead of listing it as not yet measured")
     _add_format(s)
     s.set_defaults(func=_cmd_findings)
     s = lsub.add_parser("refresh", help="rerun every trained model × suite whose rows are missing or stale")
