@@ -94,6 +94,7 @@ def _outcome(row: dict, same_key: list[dict], store, recompute: bool, data_dir, 
 
     Without ``recompute``, a row that records no ``code_sha256`` (computed before the code hash joined the key)
     is also looked for under today's key: loading its model to find that key computes nothing."""
+    from symbench.bench.run.fastpath import as_computed
     from symbench.bench.run.runner import suite_run_key
     from symbench.leaderboard.outcomes import outcome_of
 
@@ -104,17 +105,18 @@ def _outcome(row: dict, same_key: list[dict], store, recompute: bool, data_dir, 
         if "do not give the row's numbers" in str(err) or not (recompute or predates_code_hash):
             raise
         missing = err
-    if recompute:
-        model, data, plan = _plan(row, data_dir)
-        key = _recompute(row, model, data, plan, store, progress)
-    else:  # only reading: a row whose run today's code cannot find says what the store lacks, as any other row
-        try:
+    with as_computed(row):  # a --fast row's key and run are in its layout
+        if recompute:
             model, data, plan = _plan(row, data_dir)
-        except ValueError:
-            raise missing from None
-        if not plan.legacy:
-            raise missing
-        key = suite_run_key(model, plan.suite, data)
+            key = _recompute(row, model, data, plan, store, progress)
+        else:  # only reading: a row whose run today's code cannot find says what the store lacks, as any other row
+            try:
+                model, data, plan = _plan(row, data_dir)
+            except ValueError:
+                raise missing from None
+            if not plan.legacy:
+                raise missing
+            key = suite_run_key(model, plan.suite, data)
     outcome = _agreeing(outcome_of({**row, "store_key": key}, store), same_key)
     return outcome, (key if key != row["store_key"] else None)
 

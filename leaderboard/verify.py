@@ -79,24 +79,25 @@ def verify_row(row: dict, outcome, *, sample: int = DEFAULT_SAMPLE, seed: int = 
     import time
 
     from symbench.bench.run.counting import CountingModel
+    from symbench.bench.run.fastpath import as_computed, prepare as prepare_layout
     from symbench.bench.run.runner import _attack_batch, _seed, scoring_draws
     from symbench.leaderboard.recover import find_run, load_for_row
 
     t0 = time.time()
     if model is None or data is None:
         model, data = load_for_row(row, checkpoint=checkpoint, data_dir=data_dir)
-    plan = find_run(row, model, data, suite)
+    with as_computed(row):  # a --fast row's store key includes its layout
+        plan = find_run(row, model, data, suite)
     note = ""
-    if plan is None:
-        from symbench.bench.suites import load_suite
-
-        raise ValueError(f"{row['model']} {row['suite']}: no setting of suite {load_suite(row['suite']).id} gives the "
+    if plan is None:  # named from the row: a submitter's suite is not a shipped one load_suite could find
+        raise ValueError(f"{row['model']} {row['suite']}: no setting of suite {row.get('suite_id', row['suite'])} gives the "
                          f"row's store key {row['store_key']} with this code and data (the row was computed by another "
                          "version of the model code or suite), so its attack seeds cannot be reproduced")
     if plan.legacy:
         note = "; its store key predates the model code's hash: today's code recomputed it"
     suite = plan.suite
     model = model.to(device)
+    prepare_layout(model, row.get("layout"))  # recompute in the row's layout: its float rounding, not eager's
     counted = CountingModel(model, getattr(getattr(model, "card", None), "num_classes", 10))
     draws = scoring_draws(model, suite, data.x[:4])
     tol = tolerance if tolerance is not None else (RANDOMIZED_TOLERANCE if draws > 1 else 0.0)

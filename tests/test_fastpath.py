@@ -279,3 +279,28 @@ def test_default_threads_honours_omp_num_threads_and_outcomes_takes_threads(monk
             args.func(args)
     finally:
         torch.set_num_threads(before)
+
+
+def test_verify_and_recompute_find_a_fast_rows_run_from_an_eager_process(monkeypatch, tmp_path, eager):
+    """A ``--fast`` row's store key includes its layout: ``leaderboard verify`` (and the outcomes recompute,
+    through the same helper) run in a process without ``--fast`` must still find the run, and recompute it in
+    the row's layout, matching every sampled example."""
+    import symbench
+    from conftest import DET_SUITE, make_data
+    from symbench.bench.run.outcomes import from_store
+    from symbench.bench.run.records import read_rows
+    from symbench.leaderboard.verify import verify_row
+
+    suite, rows, store = tmp_path / "det.toml", tmp_path / "rows.jsonl", tmp_path / "store"
+    suite.write_text(DET_SUITE.replace("n = 60", "n = 16"))
+    data = make_data(n=16, size=32)
+    monkeypatch.setenv(fastpath.ENV, "1")
+    symbench.benchmark(_small("baseline_cnn4", 4), str(suite), name="cnn", data=data, rows=rows, store=store,
+                       checks=False, progress=False)
+    monkeypatch.setenv(fastpath.ENV, "0")  # the verifier's own process: no --fast
+    row = read_rows(rows)[0]
+    assert row["layout"] == f"{CHANNELS_LAST}+{FOLD_BN}"
+    check = verify_row(row, from_store(row, store), sample=8, model=_small("baseline_cnn4", 4), data=data,
+                       suite=str(suite))
+    assert check.ok and not check.mismatches, check.line()
+    assert os.environ[fastpath.ENV] == "0"  # the row's setting was for the check only

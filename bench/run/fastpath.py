@@ -20,6 +20,7 @@ defenses (kept eager: their purification steps are a different mix of passes, an
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -61,6 +62,24 @@ _PINNED = "_symbench_eager"       # on a defense's modules: eager, also when its
 def set_fast(on: bool = True) -> None:
     """Turn the fast path on or off for this process and the processes it starts."""
     os.environ[ENV] = "1" if on else "0"
+
+
+@contextmanager
+def as_computed(row: dict):
+    """The fast-path setting a row was computed with (on where it records a ``layout``), for the duration.
+
+    A row's store key includes its layout, so recomputing or verifying a ``--fast`` row must look for (and
+    run in) that layout whatever this process was started with; restored afterwards.
+    """
+    before = os.environ.get(ENV)
+    set_fast(bool(row.get("layout")))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
 
 
 def fast_enabled() -> bool:
