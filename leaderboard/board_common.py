@@ -300,7 +300,7 @@ def apart_table(tid: str, apart: dict[str, dict], suite: str, n_rank: int | None
     for m, r in sorted(apart.items(), key=lambda kv: -(headline_acc(kv[1])[0] or 0)):
         why = apart_reason(r, suite, n_rank)
         name = model_cell(m, pages)
-        name.sub = why  # a phone shows the reason under the name; the column is for wide screens and downloads
+        name.sub, name.sub_narrow_only = why, True  # a phone shows the reason under the name; wide screens its column
         t.add([name, Cell(why), Cell(r["suite"], title=f"{r['suite_id']}; cascade {_cascade(r)}"),
                n_cell(r), *_about_cells(m, r, cards, rows), acc_cell(r["clean_acc"], r["n"], bar=False),
                robust_cell(r, bar=False), verdict_cell(r)],

@@ -24,11 +24,17 @@ class Cell:
     details: tuple[tuple[str, str, str], ...] = ()  # (check, status, detail) shown on click
     ci: tuple[float, float, float] | None = None    # (value, low, high) in [0,1], drawn as an interval bar
     sub: str = ""                          # second, smaller line (e.g. the 95% interval)
+    sub_narrow_only: bool = False          # the sub repeats a wide column: shown only on a phone, where that is hidden
+
+    @property
+    def shown_sub(self) -> str:
+        """The second line where every column is shown (Markdown, CSV, a wide page)."""
+        return "" if self.sub_narrow_only else self.sub
 
     @property
     def plain(self) -> str:
         """The cell as one line of text (Markdown, CSV)."""
-        return f"{self.text} {self.sub}".strip() if self.sub else self.text
+        return f"{self.text} {self.shown_sub}".strip() if self.shown_sub else self.text
 
 
 @dataclass
@@ -127,7 +133,7 @@ def safe_url(url: str | None) -> str:
 def _md_cell(c: Cell) -> str:
     href = safe_url(c.href)
     text = md_escape(c.plain)
-    return f"[{md_escape(c.text)}]({href})" + (f" {md_escape(c.sub)}" if c.sub else "") if href else text
+    return f"[{md_escape(c.text)}]({href})" + (f" {md_escape(c.shown_sub)}" if c.shown_sub else "") if href else text
 
 
 def records_frame(t: Table) -> pd.DataFrame:

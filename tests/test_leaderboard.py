@@ -423,6 +423,10 @@ def test_a_smaller_n_is_listed_apart_not_ranked():
     assert [r.record["model"] for r in board.table.sorted_rows()] == ["b", "a"] and "n = 1000" in board.protocol
     apart = {r.record["model"]: r.record["why"] for r in board.extra[0][2].rows}
     assert apart == {"c": "n=200, not 1000", "d": "n=100, not 1000"}
+    from symbench.leaderboard.tables import table_markdown
+
+    md = table_markdown(board.extra[0][2])  # the reason once, in its column (under the name only on a phone)
+    assert md.count("n=200, not 1000") == 1 and md.count("n=100, not 1000") == 1
 
 
 def test_committed_rows_build_the_boards(tmp_path):
