@@ -125,5 +125,13 @@ def reported_table(tid: str, refs: list[dict], best_measured: float | None) -> T
                       "params": params, "extra_data": r.get("additional_data"), "venue": r.get("venue"),
                       "paper": r.get("paper"), "link": r.get("link"), "threat": r["threat"], "eps": r["eps"],
                       "clean_acc": r["clean_acc"], "robust_acc": r["robust_acc"], "n": r["n"],
+                      **dict(zip(("robust_low", "robust_high"), interval(r["robust_acc"], r["n"]) or (None, None))),
                       "suite": "robustbench (AutoAttack, reported)", "verdict": "reported"})
     return t
+
+
+def plotted_records(board: Board) -> list[dict]:
+    """The records a threat board's forest plot draws: its ranked rows and the reported rows it shows by default
+    (grey squares, for scale; a reader asks for the rest on the page)."""
+    tables = [board.table] + [t for _, _, t in board.extra if t.id.endswith("-reported")]
+    return [r.record for t in tables for r in t.rows if "more" not in r.cls.split()]

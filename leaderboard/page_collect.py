@@ -14,6 +14,7 @@ from pathlib import Path
 from symbench.leaderboard.boards import (LINF_EPS, L2_EPS, Board, clever_board, corruption_boards, defense_board,
                                          eps_board, pick_rows, symmetry_board, threat_board)
 from symbench.leaderboard.board_spatial import spatial_board
+from symbench.leaderboard.board_threat import plotted_records
 from symbench.leaderboard.audit import audit as audit_rows, summary as audit_summary
 from symbench.leaderboard.cards import cards_table, model_cards
 from symbench.leaderboard.claims import claims_sentence, claims_table, load_claims, match_claims
@@ -90,9 +91,8 @@ def collect(rows_path: Path, reference_path: Path, claims_path: Path, plot_dir: 
                                        for r in t.rows)]  # a board needs our rows (ranked or listed apart)
     if plot_dir is not None:
         for b in boards:
-            if b.id in ("linf", "l2"):  # the reported rows the board shows before a reader asks for all
-                recs = [r.record for r in b.table.rows if "more" not in r.cls.split()]
-                p = plot_threat_board(recs, f"CIFAR-10, {b.title}: robust accuracy per model (per-example worst case)",
+            if b.id in ("linf", "l2"):
+                p = plot_threat_board(plotted_records(b), f"CIFAR-10, {b.title}: robust accuracy per model (per-example worst case)",
                                       plot_dir / f"board_{b.id}.png")
                 if p is not None:
                     b.plots.append(p)

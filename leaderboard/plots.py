@@ -264,7 +264,7 @@ def plot_threat_board(records: list[dict], title: str, path: Path) -> Path | Non
     if not measured:
         return None
     plt = _plt()
-    shown = sorted(records, key=lambda r: r["robust_acc"])
+    shown = sorted((r for r in records if r.get("robust_low") is not None), key=lambda r: r["robust_acc"])
     fig, ax = plt.subplots(figsize=(8.5, 0.26 * len(shown) + 1.5))
     for i, r in enumerate(shown):
         lo, hi = 100 * r["robust_low"], 100 * r["robust_high"]

@@ -462,3 +462,17 @@ def test_every_line_of_a_depth_plot_has_its_own_style():
         assert len(set(colors)) == len(shown), styles          # a claim marker's colour names its model
         assert all(styles[m].get("ls") == "--" for m in at)   # every AT model dashed
         assert all(styles[m].get("ls", "-") == "-" for m in shown if m not in at)
+
+
+def test_the_forest_plot_draws_the_reported_rows_the_board_shows():
+    """RobustBench's rows the board shows by default are in its plot (grey squares, for scale), the rest are not."""
+    from symbench.leaderboard.board_threat import plotted_records
+
+    rows = [fake_row(m, suite="standard", fgsm=None, n=1000, robust=acc) for m, acc in [("a", 0.30), ("b", 0.32)]]
+    refs = [{"model": f"robustbench:R{i}", "kind": "reported", "threat": "linf", "eps": 8 / 255, "clean_acc": 0.9,
+             "robust_acc": 0.1 + 0.05 * i, "n": 10000} for i in range(12)]
+    board = lb_boards.threat_board(rows, refs, {}, set(), "linf", 8 / 255, "linf", "Linf 8/255", "8/255")
+    got = plotted_records(board)
+    reported = [r for r in got if r["kind"] == "reported"]
+    assert {r["model"] for r in got} >= {"a", "b"} and 0 < len(reported) < len(refs)
+    assert all(r["robust_low"] < r["robust_acc"] < r["robust_high"] for r in reported)
