@@ -29,7 +29,7 @@ for m in MODELS:
     published = index.get(row) if row else None
     runs = [p.parent for p in sorted((root / m).glob("*/meta.json")) if json.loads(p.read_text()).get("n") == 10000]
     if row is None or not runs:
-        print(f"{m:30s} {'no published n=1000 row' if row is None else 'no 10k run stored'}")
+        print(f"{m:30s} {'no published n=1000 row' if row is None else f'no 10k run stored in {root}'}")
         continue
     store = Store(root, m, runs[-1].name)
     if published is None:  # a row from before outcomes were published (outcomes_pending.jsonl): its counts only
