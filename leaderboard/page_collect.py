@@ -92,8 +92,8 @@ def collect(rows_path: Path, reference_path: Path, claims_path: Path, plot_dir: 
     if plot_dir is not None:
         for b in boards:
             if b.id in ("linf", "l2"):
-                p = plot_threat_board(plotted_records(b), f"CIFAR-10, {b.title}: robust accuracy per model (per-example worst case)",
-                                      plot_dir / f"board_{b.id}.png")
+                title = f"CIFAR-10, {b.title}: robust accuracy per model (per-example worst case)"
+                p = plot_threat_board(plotted_records(b), title, plot_dir / f"board_{b.id}.png")
                 if p is not None:
                     b.plots.append(p)
                     plots.setdefault("boards", []).append(p)

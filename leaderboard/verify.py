@@ -90,9 +90,10 @@ def verify_row(row: dict, outcome, *, sample: int = DEFAULT_SAMPLE, seed: int = 
         plan = find_run(row, model, data, suite)
     note = ""
     if plan is None:  # named from the row: a submitter's suite is not a shipped one load_suite could find
-        raise ValueError(f"{row['model']} {row['suite']}: no setting of suite {row.get('suite_id', row['suite'])} gives the "
-                         f"row's store key {row['store_key']} with this code and data (the row was computed by another "
-                         "version of the model code or suite), so its attack seeds cannot be reproduced")
+        suite_id = row.get("suite_id", row["suite"])
+        raise ValueError(f"{row['model']} {row['suite']}: no setting of suite {suite_id} gives the row's store key "
+                         f"{row['store_key']} with this code and data (the row was computed by another version of the "
+                         "model code or suite), so its attack seeds cannot be reproduced")
     if plan.legacy:
         note = "; its store key predates the model code's hash: today's code recomputed it"
     suite = plan.suite
