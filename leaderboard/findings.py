@@ -89,12 +89,14 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
                      "eps_display": ra.get("eps_display"), "n": ra["n"],
                      "rows": [{"model": r["model"], "suite_id": r.get("suite_id"), "store_key": r.get("store_key"),
                                "ckpt_sha256": r.get("ckpt_sha256")} for r in (ra, rb)]}
-            try:
-                got = {id(r): resolve(r, store_root)[0] for r in (ra, rb)}  # the store, else the published outcomes
-            except ValueError:  # outcomes neither here nor published: say so, and how, without this machine's paths
-                lacking = [r for r in (ra, rb) if not _resolves(r, store_root)]
-                out["missing"].append({"model": " / ".join(r["model"] for r in lacking) or entry["pair"][0],
-                                       "pair": entry["pair"],
+            got, lacking = {}, []
+            for r in (ra, rb):  # the store, else the published outcomes
+                try:
+                    got[id(r)] = resolve(r, store_root)[0]
+                except ValueError:
+                    lacking.append(r["model"])
+            if lacking:  # outcomes neither here nor published: say so, and how, without this machine's paths
+                out["missing"].append({"model": " / ".join(lacking), "pair": entry["pair"],
                                        "how": f"per-example outcomes at n={ra['n']} are neither in this store nor "
                                               "published: `symbench leaderboard outcomes --recompute`"})
                 continue
@@ -118,16 +120,6 @@ def compute(rows: list[dict], store_root=None, spec: dict | None = None) -> dict
     if spec.get("orbit", True):
         out["orbit"] = _orbit_of_at_models(rows, spec)
     return out
-
-
-def _resolves(row: dict, store_root) -> bool:
-    from symbench.leaderboard.outcomes import resolve
-
-    try:
-        resolve(row, store_root)
-    except ValueError:
-        return False
-    return True
 
 
 def _orbit_of_at_models(rows: list[dict], spec: dict) -> list[dict]:
